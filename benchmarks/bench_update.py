@@ -1,0 +1,127 @@
+"""Time one PPO update phase: plain SB3 PPO vs ReLIC-PPO on the rl-zoo CarRacing shapes.
+
+Shapes: 8 envs x 512 steps = 4096 samples of 2 x 64 x 64 gray stacks, batch 128,
+10 epochs (320 gradient steps), NatureCNN, gSDE, GELU, pi/vf [256] (rl-zoo3's tuned PPO).
+The rollout buffer is filled with random data once; only ``model.train()`` is timed,
+alternating plain and ReLIC for ``--repeats`` pairs after one warm-up each.
+
+    python benchmarks/bench_update.py [--repeats 5] [--epochs 10] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import stable_baselines3 as sb3
+import torch
+from stable_baselines3 import PPO
+from stable_baselines3.common.vec_env import DummyVecEnv
+
+from relic_rl import ReLICConfig, ReLICPPO
+
+N_ENVS, N_STEPS, BATCH = 8, 512, 128
+OBS_SHAPE = (2, 64, 64)
+
+
+class _ShapeEnv(gym.Env):
+    """Only provides the spaces; the buffer is filled directly."""
+
+    observation_space = gym.spaces.Box(0, 255, OBS_SHAPE, np.uint8)
+    action_space = gym.spaces.Box(np.array([-1, 0, 0], np.float32), np.array([1, 1, 1], np.float32))
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
+        return self.observation_space.sample(), {}
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
+        return self.observation_space.sample(), 0.0, False, False, {}
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def build(relic: bool, epochs: int) -> PPO:
+    env = DummyVecEnv([_ShapeEnv for _ in range(N_ENVS)])
+    kwargs: dict[str, Any] = dict(
+        n_steps=N_STEPS,
+        batch_size=BATCH,
+        n_epochs=epochs,
+        learning_rate=1e-4,
+        use_sde=True,
+        sde_sample_freq=4,
+        max_grad_norm=0.5,
+        seed=0,
+        device="cpu",
+        policy_kwargs=dict(
+            log_std_init=-2, ortho_init=False, activation_fn=torch.nn.GELU, net_arch=dict(pi=[256], vf=[256])
+        ),
+    )
+    model: PPO = ReLICPPO("CnnPolicy", env, relic=ReLICConfig(), **kwargs) if relic else PPO("CnnPolicy", env, **kwargs)
+    model._setup_learn(total_timesteps=N_ENVS * N_STEPS)
+    buf = model.rollout_buffer
+    rng = np.random.default_rng(0)
+    buf.reset()
+    for _ in range(N_STEPS):
+        obs = rng.integers(0, 255, (N_ENVS, *OBS_SHAPE), dtype=np.uint8)
+        buf.add(
+            obs,
+            rng.uniform(-1, 1, (N_ENVS, 3)).astype(np.float32),
+            rng.normal(size=N_ENVS).astype(np.float32),
+            np.zeros(N_ENVS, dtype=bool),
+            torch.zeros(N_ENVS),
+            torch.full((N_ENVS,), -2.0),
+        )
+    buf.compute_returns_and_advantage(last_values=torch.zeros(N_ENVS), dones=np.zeros(N_ENVS, dtype=bool))
+    return model
+
+
+def time_train(model: PPO) -> float:
+    start = time.perf_counter()
+    model.train()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=5, help="interleaved plain/ReLIC pairs (default 5)")
+    parser.add_argument("--epochs", type=int, default=10, help="PPO epochs per update phase (default 10)")
+    parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default 2)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print(
+        f"cpu: {_cpu_model()} | nproc: {__import__('os').cpu_count()} | torch {torch.__version__} "
+        f"threads {torch.get_num_threads()} | SB3 {sb3.__version__}"
+    )
+    print(
+        f"PPO update phase: {N_ENVS}x{N_STEPS} samples of {OBS_SHAPE}, batch {BATCH}, {args.epochs} epochs "
+        f"({N_ENVS * N_STEPS // BATCH * args.epochs} gradient steps); ReLIC: {ReLICConfig()}"
+    )
+    plain, relic = build(False, args.epochs), build(True, args.epochs)
+    time_train(plain), time_train(relic)  # warm-up
+    plain_times, relic_times = [], []
+    for _ in range(args.repeats):
+        plain_times.append(time_train(plain))
+        relic_times.append(time_train(relic))
+    ratios = [r / p for p, r in zip(plain_times, relic_times, strict=True)]
+    print("| variant | median s / update phase | min | max |")
+    print("|---|---|---|---|")
+    for name, times in (("plain SB3 PPO", plain_times), ("ReLIC-PPO", relic_times)):
+        print(f"| {name} | {statistics.median(times):.2f} | {min(times):.2f} | {max(times):.2f} |")
+    print(f"\nratio ReLIC / plain: median {statistics.median(ratios):.2f} (min {min(ratios):.2f}, max {max(ratios):.2f})")
+
+
+if __name__ == "__main__":
+    main()

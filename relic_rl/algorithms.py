@@ -1,0 +1,188 @@
+"""Thin SB3 algorithm subclasses that default to the ReLIC extractor and log ``relic/*``.
+
+``ReLICPPO("CnnPolicy", env, relic=ReLICConfig(...))`` is the same as
+``PPO("CnnPolicy", env, policy_kwargs=dict(features_extractor_class=ReLICExtractor,
+features_extractor_kwargs=dict(config=ReLICConfig(...))))`` plus metric logging, and, for
+SAC and TD3 with separate actor and critic encoders, the CURL convention: only the
+critic's encoder is trained with the auxiliary loss. None of SB3's ``train()`` bodies is
+copied: ``train`` calls the parent and then logs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stable_baselines3 import A2C, DQN, PPO, SAC, TD3
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import Logger
+from torch import nn
+
+from relic_rl.config import ReLICConfig
+from relic_rl.extractor import ReLICExtractor
+
+#: Name fragments of SB3 target networks; their extractors never train and are not logged.
+_TARGET_MARKERS = ("_target",)
+
+
+def relic_policy_kwargs(policy_kwargs: dict[str, Any] | None, relic: ReLICConfig | None) -> dict[str, Any]:
+    """Return ``policy_kwargs`` with the ReLIC extractor and its config filled in.
+
+    :param policy_kwargs: the user's policy kwargs (not modified).
+    :param relic: the ReLIC config; ``None`` keeps one already in the extractor kwargs or
+        uses ``ReLICConfig()``.
+    :raises ValueError: when a non-ReLIC extractor is requested together with ``relic``, or
+        ``relic`` is given twice.
+    """
+    kwargs = dict(policy_kwargs or {})
+    extractor_class = kwargs.setdefault("features_extractor_class", ReLICExtractor)
+    if not (isinstance(extractor_class, type) and issubclass(extractor_class, ReLICExtractor)):
+        raise ValueError(
+            f"features_extractor_class={extractor_class!r} is not a ReLICExtractor subclass; the ReLIC "
+            "algorithms need one. Subclass relic_rl.ReLICExtractor, or use the plain SB3 algorithm."
+        )
+    extractor_kwargs = dict(kwargs.get("features_extractor_kwargs") or {})
+    if relic is not None and "config" in extractor_kwargs:
+        raise ValueError(
+            "The ReLIC config was given twice (relic=... and features_extractor_kwargs['config']); pass one."
+        )
+    if relic is not None and not isinstance(relic, ReLICConfig):
+        raise ValueError(f"relic must be a ReLICConfig, got {type(relic).__name__}: {relic!r}.")
+    extractor_kwargs.setdefault("config", relic if relic is not None else ReLICConfig())
+    kwargs["features_extractor_kwargs"] = extractor_kwargs
+    return kwargs
+
+
+def relic_extractors(policy: nn.Module) -> dict[str, ReLICExtractor]:
+    """The trainable ReLIC extractors of a policy by module path (targets and shared copies once)."""
+    found: dict[str, ReLICExtractor] = {}
+    for name, module in policy.named_modules():
+        if isinstance(module, ReLICExtractor) and not any(m in name for m in _TARGET_MARKERS):
+            found[name] = module
+    return found
+
+
+def configure_relic(policy: nn.Module) -> None:
+    """Apply the CURL convention to actor-critic policies with separate encoders.
+
+    For SAC/TD3 policies whose actor and critic do not share the features extractor, the
+    auxiliary loss trains the critic's encoder only: the actor's extractor is switched off
+    (``aux_enabled = False``). With a shared extractor SB3 trains it through the actor's
+    optimizer and computes critic features without gradient, so the loss trains it there.
+    """
+    actor = getattr(policy, "actor", None)
+    critic = getattr(policy, "critic", None)
+    if actor is None or critic is None or getattr(policy, "share_features_extractor", True):
+        return
+    for owner in (actor, getattr(policy, "actor_target", None)):
+        extractor = getattr(owner, "features_extractor", None)
+        if isinstance(extractor, ReLICExtractor) and extractor is not critic.features_extractor:
+            extractor.aux_enabled = False
+
+
+def record_relic_metrics(policy: nn.Module, logger: Logger) -> dict[str, float]:
+    """Pop the metrics of every active ReLIC extractor and record them as ``relic/*``.
+
+    With a single active extractor keys are ``relic/<metric>``; with several (e.g. PPO with
+    separate policy and value encoders) ``relic/<module path>/<metric>``. Values are
+    recorded with ``record_mean`` so several train calls between two dumps are averaged.
+
+    :return: the recorded key -> value mapping.
+    """
+    active = {name: ext for name, ext in relic_extractors(policy).items() if ext.aux_enabled}
+    recorded: dict[str, float] = {}
+    for name, extractor in active.items():
+        prefix = "relic/" if len(active) == 1 else f"relic/{name}/"
+        for key, value in extractor.pop_metrics().items():
+            recorded[prefix + key] = value
+            logger.record_mean(prefix + key, value)
+    return recorded
+
+
+class ReLICCallback(BaseCallback):
+    """Logs ``relic/*`` for models built with the drop-in ``policy_kwargs`` path.
+
+    The metrics of the previous ``train()`` are recorded when the next rollout starts,
+    before SB3 dumps its logs. The convenience classes (``ReLICPPO`` ...) do not need it.
+    """
+
+    def _on_rollout_start(self) -> None:
+        record_relic_metrics(self.model.policy, self.model.logger)
+
+    def _on_step(self) -> bool:
+        return True
+
+
+class _ReLICMixin:
+    """Shared behaviour of the ``ReLIC*`` algorithm classes."""
+
+    policy: nn.Module
+    logger: Logger
+    #: net_arch SB3's CnnPolicy uses after NatureCNN for this algorithm (None: SB3's default).
+    _nature_net_arch: list[int] | None = None
+
+    def __init__(self, policy: Any = "CnnPolicy", env: Any = None, *args: Any, **kwargs: Any) -> None:
+        relic = kwargs.pop("relic", None)
+        # SB3's load() re-creates the model with the policy class and its saved kwargs.
+        if kwargs.get("_init_setup_model", True) and policy == "CnnPolicy":
+            policy_kwargs = relic_policy_kwargs(kwargs.get("policy_kwargs"), relic)
+            if self._nature_net_arch is not None:
+                # SB3 drops the MLP after NatureCNN only when it sees NatureCNN itself; keep
+                # its CnnPolicy architecture for the ReLIC encoder too.
+                policy_kwargs.setdefault("net_arch", list(self._nature_net_arch))
+            kwargs["policy_kwargs"] = policy_kwargs
+        elif relic is not None:
+            raise ValueError(
+                f"relic=... only applies to policy='CnnPolicy' (got {policy!r}); pass the config through "
+                "policy_kwargs=dict(features_extractor_class=ReLICExtractor, "
+                "features_extractor_kwargs=dict(config=...)) instead."
+            )
+        super().__init__(policy, env, *args, **kwargs)  # type: ignore[call-arg]
+
+    def _setup_model(self) -> None:
+        super()._setup_model()  # type: ignore[misc]
+        configure_relic(self.policy)
+
+    def train(self, *args: Any, **kwargs: Any) -> None:
+        super().train(*args, **kwargs)  # type: ignore[misc]
+        record_relic_metrics(self.policy, self.logger)
+
+    @property
+    def relic_config(self) -> ReLICConfig | None:
+        """The config of the (first) ReLIC extractor, or None when the policy has none."""
+        extractors = relic_extractors(self.policy)
+        return next(iter(extractors.values())).config if extractors else None
+
+
+class ReLICPPO(_ReLICMixin, PPO):
+    """PPO with the ReLIC auxiliary loss (``relic=ReLICConfig(...)``)."""
+
+    _nature_net_arch = []
+
+
+class ReLICA2C(_ReLICMixin, A2C):
+    """A2C with the ReLIC auxiliary loss (``relic=ReLICConfig(...)``)."""
+
+    _nature_net_arch = []
+
+
+class ReLICDQN(_ReLICMixin, DQN):
+    """DQN with the ReLIC auxiliary loss (``relic=ReLICConfig(...)``)."""
+
+    _nature_net_arch = []
+
+
+class ReLICSAC(_ReLICMixin, SAC):
+    """SAC with the ReLIC auxiliary loss; with separate encoders it trains the critic's (CURL)."""
+
+
+class ReLICTD3(_ReLICMixin, TD3):
+    """TD3 with the ReLIC auxiliary loss; with separate encoders it trains the critic's (CURL)."""
+
+
+ALGORITHMS: dict[str, type] = {
+    "ppo": ReLICPPO,
+    "a2c": ReLICA2C,
+    "dqn": ReLICDQN,
+    "sac": ReLICSAC,
+    "td3": ReLICTD3,
+}

@@ -1,0 +1,16 @@
+"""The error raised for every env that cannot be built as asked."""
+
+from __future__ import annotations
+
+
+class EnvCreationError(ValueError):
+    """An env cannot be created: unknown id, missing optional dependency, rejected
+    ``env_kwargs``, or observations that are not images.
+
+    The message is one paragraph that says what was asked, what went wrong and what to
+    do about it.
+    """
+
+
+BOX2D_HINT = 'CarRacing needs Box2D and pygame: pip install "relic-rl[box2d]" (Box2D builds need swig).'
+ATARI_HINT = 'Atari envs need ale-py (with its bundled ROMs): pip install "relic-rl[atari]".'

@@ -1,0 +1,390 @@
+"""``ReLICExtractor``: an SB3 features extractor whose ReLIC loss rides on every RL update.
+
+How the auxiliary loss reaches the optimizer without touching any SB3 ``train()``:
+in an update (training mode and autograd recording) ``forward`` also computes the
+ReLIC loss on augmented views of the same observations and returns the features through
+:class:`_RideAlong`, an identity autograd function whose backward additionally feeds a
+gradient of 1 into the (already ``aux_weight``-scaled) auxiliary loss. Whatever RL loss
+SB3 builds on the features, its single ``backward()`` therefore produces
+``grad(L_RL + aux_weight * L_ReLIC)``; SB3's gradient clipping and optimizer step act on
+that sum. When the RL loss does not depend on the features (no gradient reaches them),
+the auxiliary loss is not applied either, which matches the optimizer not owning them.
+
+The EMA target ``h`` is updated by a global optimizer step post-hook: after any optimizer
+step whose parameter groups hold the online encoder and which had gradients for it, once.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import weakref
+from typing import Any
+
+import gymnasium as gym
+import torch
+from stable_baselines3.common.preprocessing import is_image_space
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+from torch import nn
+from torch.optim.optimizer import Optimizer, register_optimizer_step_post_hook
+
+from relic_rl.augmentations import make_augmentation
+from relic_rl.config import ReLICConfig
+from relic_rl.losses import ReLICLossOutput, relic_loss
+
+METRIC_NAMES = (
+    "loss",
+    "contrastive",
+    "invariance",
+    "accuracy",
+    "positive_cosine",
+    "negative_cosine",
+)
+
+
+class _RideAlong(torch.autograd.Function):
+    """Identity on ``features`` whose backward also sends gradient 1 into ``aux``."""
+
+    @staticmethod
+    def forward(ctx: Any, features: torch.Tensor, aux: torch.Tensor) -> torch.Tensor:
+        return features.view_as(features)
+
+    @staticmethod
+    def backward(ctx: Any, grad_features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # d(L_RL + aux)/d(aux) = 1, independent of how the RL loss used the features.
+        return grad_features, torch.ones((), dtype=grad_features.dtype, device=grad_features.device)
+
+
+def _buffers_only(module: nn.Module) -> nn.Module:
+    """Turn every parameter of ``module`` into a buffer (in place) and return it.
+
+    A target network stored this way is saved in ``state_dict``, moves with ``.to()``,
+    but is invisible to ``parameters()``, so no optimizer can ever hold it.
+    """
+    for sub in module.modules():
+        for name, param in list(sub._parameters.items()):
+            if param is None:
+                continue
+            del sub._parameters[name]
+            sub.register_buffer(name, param.detach().clone())
+    module.requires_grad_(False)
+    return module
+
+
+class NatureEncoder(nn.Module):
+    """NatureCNN (Mnih et al., 2015) conv stack plus a linear layer, [B, C, H, W] -> [B, features_dim].
+
+    Layers are created in the same order as SB3's ``NatureCNN`` so that, for the same seed,
+    both start from identical weights. The flatten size comes from one dummy forward, so any
+    resolution that survives the three convolutions (36 x 36 and up) and any channel count work.
+
+    :param observation_space: channels-first image Box ``(C, H, W)``.
+    :param features_dim: size of the output features.
+    """
+
+    def __init__(self, observation_space: gym.spaces.Box, features_dim: int = 512) -> None:
+        super().__init__()
+        n_channels, height, width = observation_space.shape
+        self.cnn = nn.Sequential(
+            nn.Conv2d(n_channels, 32, kernel_size=8, stride=4, padding=0),
+            nn.ReLU(),
+            nn.Conv2d(32, 64, kernel_size=4, stride=2, padding=0),
+            nn.ReLU(),
+            nn.Conv2d(64, 64, kernel_size=3, stride=1, padding=0),
+            nn.ReLU(),
+            nn.Flatten(),
+        )
+        if height < 36 or width < 36:
+            raise ValueError(
+                f"The default NatureCNN encoder needs images of at least 36x36 pixels, got {height}x{width}; "
+                "resize the observations or subclass ReLICExtractor and override build_encoder."
+            )
+        with torch.no_grad():
+            n_flatten = self.cnn(torch.zeros(1, n_channels, height, width)).shape[1]
+        self.linear = nn.Sequential(nn.Linear(n_flatten, features_dim), nn.ReLU())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """:param x: [B, C, H, W] floats. :return: [B, features_dim]."""
+        return self.linear(self.cnn(x))
+
+
+def _image_space(observation_space: gym.Space) -> gym.spaces.Box:
+    """The channels-first image Box the encoder sees, or ValueError saying what is supported."""
+    supported = (
+        "ReLICExtractor needs pixel observations: a Box image of shape (C, H, W) (SB3 transposes "
+        "(H, W, C) uint8 images for you with VecTransposeImage), e.g. Box(0, 255, (3, 64, 64), uint8)."
+    )
+    if isinstance(observation_space, gym.spaces.Dict):
+        raise ValueError(
+            f"Got a Dict observation space {observation_space}. {supported} Select the image key with a "
+            "wrapper (e.g. gymnasium.wrappers.FilterObservation plus a flattening wrapper) first."
+        )
+    if not isinstance(observation_space, gym.spaces.Box) or len(observation_space.shape) != 3:
+        raise ValueError(f"Got observation space {observation_space}. {supported}")
+    if observation_space.dtype == "uint8" and not is_image_space(observation_space, check_channels=False):
+        raise ValueError(f"Got observation space {observation_space} with bounds other than [0, 255]. {supported}")
+    return observation_space
+
+
+#: Extractors with an EMA target; weak so that deleted models are forgotten.
+_REGISTRY: weakref.WeakSet[ReLICExtractor] = weakref.WeakSet()
+
+
+def _after_optimizer_step(optimizer: Optimizer, args: Any, kwargs: Any) -> None:
+    for extractor in list(_REGISTRY):
+        extractor._on_optimizer_step(optimizer)
+
+
+register_optimizer_step_post_hook(_after_optimizer_step)
+
+
+class ReLICExtractor(BaseFeaturesExtractor):
+    """Features extractor with an online encoder f, a critic g and an EMA target h.
+
+    ``forward(obs)`` returns ``f(obs)`` like any SB3 extractor. Inside an update (module in
+    training mode and autograd recording) it also computes the ReLIC loss on
+    ``config.n_views`` augmentations of ``obs`` and attaches ``aux_weight * loss`` to the
+    returned features so that the RL loss's ``backward()`` includes its gradient.
+
+    Subclass hooks: :meth:`build_encoder`, :meth:`build_critic`, :meth:`augment` and
+    :meth:`relic_loss`.
+
+    :param observation_space: channels-first image Box ``(C, H, W)`` (SB3 normalises uint8
+        images to [0, 1] before calling the extractor).
+    :param config: the :class:`ReLICConfig`; defaults to ``ReLICConfig()``.
+    :param normalized_image: accepted for signature compatibility with SB3's extractors.
+    """
+
+    def __init__(
+        self,
+        observation_space: gym.Space,
+        config: ReLICConfig | None = None,
+        normalized_image: bool = False,
+    ) -> None:
+        image_space = _image_space(observation_space)
+        if config is None:
+            config = ReLICConfig()
+        if not isinstance(config, ReLICConfig):
+            raise ValueError(f"`config` must be a ReLICConfig, got {type(config).__name__}: {config!r}.")
+        # The real features_dim is only known after the encoder exists (subclasses may build
+        # any encoder); SB3 reads it through the `features_dim` property after __init__.
+        super().__init__(observation_space, features_dim=1)
+        self.config = config
+        self.encoder = self.build_encoder(image_space)
+        with torch.no_grad():
+            sample = torch.zeros((1, *image_space.shape), dtype=torch.float32)
+            features_dim = int(self.encoder(sample).shape[-1])
+        self._features_dim = features_dim
+        #: Runtime switch, e.g. for an SAC actor's encoder when CURL-style only the critic's
+        #: encoder is trained with the auxiliary loss. ``config.active`` is the static switch.
+        self.aux_enabled = config.active
+        self.augmentation = make_augmentation(config.augmentation)
+        self._reset_metrics()
+        self.critic: nn.Module | None = None
+        self.target_encoder: nn.Module | None = None
+        self.target_critic: nn.Module | None = None
+        if not config.active:
+            return
+        # A forked RNG keeps the global stream where plain SB3 would have it, so the policy
+        # heads built after the extractor start from the same weights with or without ReLIC.
+        with torch.random.fork_rng(devices=[]):
+            self.critic = self.build_critic(features_dim)
+        self.target_encoder = _buffers_only(copy.deepcopy(self.encoder)).eval()
+        if config.ema_critic:
+            self.target_critic = _buffers_only(copy.deepcopy(self.critic)).eval()
+        # SB3 re-initialises every submodule (e.g. orthogonal init) after construction,
+        # target included; the first update copies f into h once. The flag is a buffer so a
+        # loaded model keeps its saved target.
+        self.register_buffer("target_initialized", torch.zeros((), dtype=torch.bool))
+        _REGISTRY.add(self)
+
+    # ----------------------------------------------------------------- subclass hooks
+    def build_encoder(self, observation_space: gym.spaces.Box) -> nn.Module:
+        """Online encoder f: [B, C, H, W] in [0, 1] -> [B, F]. F is found by a dummy forward.
+
+        ``self.config`` is set when this is called; return the module, the caller stores it.
+        """
+        return NatureEncoder(observation_space, features_dim=self.config.features_dim)
+
+    def build_critic(self, features_dim: int) -> nn.Module:
+        """Critic / projection g: [B, features_dim] -> [B, projection_dim] (an MLP)."""
+        layers: list[nn.Module] = []
+        last = features_dim
+        for hidden in self.config.critic_hidden_dims:
+            layers += [nn.Linear(last, hidden), nn.ReLU()]
+            last = hidden
+        layers.append(nn.Linear(last, self.config.projection_dim))
+        return nn.Sequential(*layers)
+
+    def augment(self, obs: torch.Tensor) -> torch.Tensor:
+        """``n_views`` independently augmented copies of ``obs``.
+
+        :param obs: [B, C, H, W] images in [0, 1].
+        :return: [V, B, C, H, W].
+        """
+        n_views = self.config.n_views
+        # One batched call: every (view, sample) gets its own random parameters.
+        views = self.augmentation(obs.repeat(n_views, 1, 1, 1))
+        return views.view(n_views, *obs.shape)
+
+    def relic_loss(self, online: torch.Tensor, target: torch.Tensor) -> ReLICLossOutput:
+        """The auxiliary objective on critic outputs ([V, N, D] each); override to change it."""
+        cfg = self.config
+        return relic_loss(
+            online,
+            target,
+            temperature=cfg.temperature,
+            kl_weight=cfg.kl_weight,
+            normalize=cfg.normalize,
+            divergence=cfg.divergence,
+        )
+
+    # ----------------------------------------------------------------- forward
+    def forward(self, observations: torch.Tensor) -> torch.Tensor:
+        """:param observations: [B, C, H, W] in [0, 1]. :return: features [B, features_dim]."""
+        if not (self.aux_enabled and self.training and torch.is_grad_enabled() and self.critic is not None):
+            return self.encoder(observations)
+        batch = observations.shape[0]
+        if batch < 2:
+            # InfoNCE needs negatives; count the skip so the metrics show it.
+            self._skipped += 1
+            return self.encoder(observations)
+        self._ensure_target_initialized()
+        views = self.augment(observations)  # [V, B, C, H, W]
+        n_views = views.shape[0]
+        flat_views = views.reshape(n_views * batch, *observations.shape[1:])
+        # One encoder call for the RL batch and all online views amortises per-call overhead.
+        encoded = self.encoder(torch.cat([observations, flat_views]))
+        features = encoded[:batch]
+        online = self.critic(encoded[batch:]).view(n_views, batch, -1)
+        with torch.no_grad():
+            target = self._target_project(flat_views).view(n_views, batch, -1)
+        out = self.relic_loss(online, target)
+        self._record(out, online.detach(), target)
+        return _RideAlong.apply(features, self.config.aux_weight * out.loss)
+
+    def _target_project(self, images: torch.Tensor) -> torch.Tensor:
+        assert self.target_encoder is not None and self.critic is not None
+        critic = self.target_critic if self.target_critic is not None else self.critic
+        return critic(self.target_encoder(images))
+
+    # ----------------------------------------------------------------- EMA target
+    def _paired_tensors(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """(online, target) tensors in matching order: f's params and buffers, then g's."""
+        pairs: list[tuple[nn.Module, nn.Module]] = []
+        if self.target_encoder is not None:
+            pairs.append((self.encoder, self.target_encoder))
+        if self.target_critic is not None and self.critic is not None:
+            pairs.append((self.critic, self.target_critic))
+        online: list[torch.Tensor] = []
+        target: list[torch.Tensor] = []
+        for src, dst in pairs:
+            dst_tensors = dict(dst.named_buffers())
+            for name, tensor in [*src.named_parameters(), *src.named_buffers()]:
+                online.append(tensor.detach())
+                target.append(dst_tensors[name])
+        return online, target
+
+    @torch.no_grad()
+    def update_target(self, momentum: float | None = None) -> None:
+        """``h <- m h + (1 - m) f`` for parameters; buffers (e.g. BatchNorm stats) are copied."""
+        m = self.config.target_momentum if momentum is None else momentum
+        online, target = self._paired_tensors()
+        float_pairs = [(o, t) for o, t in zip(online, target, strict=True) if t.is_floating_point()]
+        for o, t in zip(online, target, strict=True):
+            if not t.is_floating_point():
+                t.copy_(o)
+        if not float_pairs:
+            return
+        src = [o for o, _ in float_pairs]
+        dst = [t for _, t in float_pairs]
+        if m == 0.0:
+            torch._foreach_copy_(dst, src)
+        elif m < 1.0:
+            torch._foreach_mul_(dst, m)
+            torch._foreach_add_(dst, src, alpha=1.0 - m)
+        self._ema_updates += 1
+
+    def _ensure_target_initialized(self) -> None:
+        if not bool(self.target_initialized):
+            self.update_target(momentum=0.0)
+            self._ema_updates = 0
+            self.target_initialized.fill_(True)
+
+    def _on_optimizer_step(self, optimizer: Optimizer) -> None:
+        if self.target_encoder is None or not bool(self.target_initialized):
+            return
+        params = list(self.encoder.parameters())
+        if not any(p.grad is not None for p in params):
+            return
+        owned = {id(p) for group in optimizer.param_groups for p in group["params"]}
+        if any(id(p) in owned for p in params):
+            self.update_target()
+
+    def train(self, mode: bool = True) -> ReLICExtractor:
+        """Set training mode on f and g; the targets always stay in eval mode."""
+        super().train(mode)
+        for module in (self.target_encoder, self.target_critic):
+            if module is not None:
+                module.eval()
+        return self
+
+    # ----------------------------------------------------------------- metrics
+    def _reset_metrics(self) -> None:
+        self._sums = dict.fromkeys(METRIC_NAMES, 0.0)
+        self._count = 0
+        self._skipped = 0
+        self._ema_updates = getattr(self, "_ema_updates", 0)
+
+    @torch.no_grad()
+    def _record(self, out: ReLICLossOutput, online: torch.Tensor, target: torch.Tensor) -> None:
+        n_views, batch, _ = online.shape
+        online_n = nn.functional.normalize(online, dim=-1)
+        target_n = nn.functional.normalize(target, dim=-1)
+        # [V, V, N, N] cosine similarities, restricted to pairs of distinct views.
+        cos = torch.einsum("lid,kjd->lkij", online_n, target_n)
+        distinct = ~torch.eye(n_views, dtype=torch.bool, device=cos.device)
+        cos = cos[distinct]
+        positives = torch.diagonal(cos, dim1=-2, dim2=-1)
+        negative_mean = (cos.sum() - positives.sum()) / (cos.numel() - positives.numel())
+        values = {
+            "loss": float(out.loss),
+            "contrastive": float(out.contrastive),
+            "invariance": float(out.invariance),
+            "accuracy": out.accuracy,
+            "positive_cosine": float(positives.mean()),
+            "negative_cosine": float(negative_mean),
+        }
+        for key, value in values.items():
+            self._sums[key] += value
+        self._count += 1
+
+    @torch.no_grad()
+    def ema_distance(self) -> float:
+        """``||f - h||``: L2 distance between online and target encoder parameters."""
+        if self.target_encoder is None:
+            return 0.0
+        target = dict(self.target_encoder.named_buffers())
+        total = 0.0
+        for name, param in self.encoder.named_parameters():
+            total += float((param - target[name]).pow(2).sum())
+        return math.sqrt(total)
+
+    def pop_metrics(self) -> dict[str, float]:
+        """Metrics averaged since the last call, then reset.
+
+        Keys: ``loss``, ``contrastive``, ``invariance``, ``accuracy``, ``positive_cosine``,
+        ``negative_cosine`` (absent when no auxiliary loss was computed), and always
+        ``ema_distance``, ``aux_updates`` (losses computed), ``skipped_small_batch`` and
+        ``ema_updates`` (target updates since the last call).
+        """
+        metrics: dict[str, float] = {}
+        if self._count:
+            metrics = {key: value / self._count for key, value in self._sums.items()}
+        metrics["aux_updates"] = float(self._count)
+        metrics["skipped_small_batch"] = float(self._skipped)
+        metrics["ema_updates"] = float(self._ema_updates)
+        metrics["ema_distance"] = self.ema_distance()
+        self._ema_updates = 0
+        self._reset_metrics()
+        return metrics

@@ -1,0 +1,211 @@
+"""The ReLIC objective: instance discrimination plus an invariance penalty.
+
+ReLIC (Mitrovic et al., 2021, "Representation Learning via Invariant Causal
+Mechanisms") treats every augmentation pair as an intervention on the style of an
+observation. For each ordered pair of distinct views ``(l, k)`` it forms the
+distribution over the batch
+
+    p_lk(j | i) = softmax_j(<online[l, i], target[k, j]> / temperature)
+
+and minimises the instance-discrimination loss ``-log p_lk(i | i)`` together with a
+divergence between the distributions that different pairs induce for the same
+sample, ``KL(p_lk(. | i) || p_qt(. | i))``. Everything here is computed in log-space,
+so it stays finite for small temperatures and embeddings of any scale.
+
+This module has no Stable-Baselines3 dependency: :func:`relic_loss` is a pure
+function on tensors and :class:`ReLICLoss` a thin module around it.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Literal, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+Divergence = Literal["kl", "js"]
+DIVERGENCES: tuple[str, ...] = ("kl", "js")
+
+
+class ReLICLossOutput(NamedTuple):
+    """Result of :func:`relic_loss`.
+
+    :param loss: ``contrastive + kl_weight * invariance`` (scalar tensor, differentiable).
+    :param contrastive: instance-discrimination (InfoNCE) term, scalar tensor.
+    :param invariance: mean divergence between the per-pair distributions, scalar tensor.
+    :param accuracy: fraction of rows whose most likely candidate is the positive,
+        averaged over view pairs (a float in [0, 1]).
+    """
+
+    loss: torch.Tensor
+    contrastive: torch.Tensor
+    invariance: torch.Tensor
+    accuracy: float
+
+
+def _is_real(value: object) -> bool:
+    """A finite real number (Python or NumPy scalar), not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_hyperparameters(where: str, temperature: float, kl_weight: float, divergence: str) -> None:
+    """Raise ValueError unless ``temperature > 0``, ``kl_weight >= 0`` and ``divergence`` is known."""
+    if not (_is_real(temperature) and temperature > 0):
+        raise ValueError(f"{where}: `temperature` must be a finite number > 0, got {temperature!r}.")
+    if not (_is_real(kl_weight) and kl_weight >= 0):
+        raise ValueError(f"{where}: `kl_weight` must be a finite number >= 0, got {kl_weight!r}.")
+    if divergence not in DIVERGENCES:
+        raise ValueError(f"{where}: unknown divergence {divergence!r}; expected one of {list(DIVERGENCES)}.")
+
+
+def _check_inputs(
+    online: torch.Tensor, target: torch.Tensor, temperature: float, kl_weight: float, divergence: str
+) -> None:
+    for name, t in (("online", online), ("target", target)):
+        if not isinstance(t, torch.Tensor):
+            raise ValueError(f"relic_loss: `{name}` must be a torch.Tensor of shape [V, N, D], got {type(t)!r}.")
+        if not t.is_floating_point():
+            raise ValueError(
+                f"relic_loss: `{name}` has dtype {t.dtype}, expected a floating dtype "
+                "(float16/bfloat16/float32/float64); cast it with `.float()`."
+            )
+        if t.dim() != 3:
+            raise ValueError(
+                f"relic_loss: `{name}` must be 3-D [V views, N samples, D dims], got shape {tuple(t.shape)}."
+            )
+    if online.shape != target.shape:
+        raise ValueError(
+            f"relic_loss: `online` and `target` must have the same shape [V, N, D], got "
+            f"{tuple(online.shape)} and {tuple(target.shape)}."
+        )
+    n_views, n_samples, _ = online.shape
+    if n_views < 2:
+        raise ValueError(
+            f"relic_loss: need at least 2 augmented views (V >= 2) to form view pairs, got V={n_views}."
+        )
+    if n_samples < 2:
+        raise ValueError(
+            f"relic_loss: need at least 2 samples (N >= 2) so that the batch holds negatives, got N={n_samples}."
+        )
+    check_hyperparameters("relic_loss", temperature, kl_weight, divergence)
+
+
+def pair_log_probs(online: torch.Tensor, target: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Log-probabilities ``log p_lk[i, j]`` for every ordered pair of distinct views.
+
+    :param online: [V, N, D] online embeddings (already normalised if wanted).
+    :param target: [V, N, D] target embeddings.
+    :param temperature: softmax temperature tau > 0.
+    :return: [P, N, N] with P = V (V - 1), pairs in row-major order of ``(l, k), l != k``.
+    """
+    n_views = online.shape[0]
+    # [V, V, N, N]: logits[l, k, i, j] = <online[l, i], target[k, j]> / tau
+    logits = torch.einsum("lid,kjd->lkij", online, target) / temperature
+    off_diag = ~torch.eye(n_views, dtype=torch.bool, device=online.device)
+    return torch.log_softmax(logits[off_diag], dim=-1)
+
+
+def _kl_all_pairs(log_p: torch.Tensor) -> torch.Tensor:
+    """Mean of KL(p_a[i] || p_b[i]) over ordered pairs a != b and rows i. ``log_p``: [P, N, N]."""
+    n_pairs, n_rows, _ = log_p.shape
+    p = log_p.exp()
+    # KL(a || b)[i] = sum_j p_a log p_a - sum_j p_a log p_b; the diagonal a == b is exactly 0.
+    neg_entropy = (p * log_p).sum(-1)  # [P, N]
+    cross = torch.einsum("aij,bij->abi", p, log_p)  # [P, P, N]
+    kl = neg_entropy.unsqueeze(1) - cross
+    off_diag = ~torch.eye(n_pairs, dtype=torch.bool, device=log_p.device)
+    return kl[off_diag].sum() / (n_pairs * (n_pairs - 1) * n_rows)
+
+
+def _js_all_pairs(log_p: torch.Tensor) -> torch.Tensor:
+    """Mean Jensen-Shannon divergence over pairs a != b and rows i. ``log_p``: [P, N, N]."""
+    n_pairs = log_p.shape[0]
+    a_idx, b_idx = torch.triu_indices(n_pairs, n_pairs, offset=1, device=log_p.device)
+    log_a, log_b = log_p[a_idx], log_p[b_idx]  # [Q, N, N]
+    log_m = torch.logaddexp(log_a, log_b) - math.log(2.0)
+    kl_am = (log_a.exp() * (log_a - log_m)).sum(-1)
+    kl_bm = (log_b.exp() * (log_b - log_m)).sum(-1)
+    # JS is symmetric, so the mean over unordered pairs equals the mean over ordered ones.
+    return (0.5 * (kl_am + kl_bm)).mean()
+
+
+def relic_loss(
+    online: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    temperature: float,
+    kl_weight: float,
+    normalize: bool = True,
+    divergence: str = "kl",
+) -> ReLICLossOutput:
+    """ReLIC loss over ``V >= 2`` augmented views of the same ``N`` observations.
+
+    :param online: [V, N, D] critic outputs of the online encoder, ``g(f(x_i^{a_v}))``.
+    :param target: [V, N, D] critic outputs of the target encoder, ``g(h(x_i^{a_v}))``.
+        Pass it detached for a stop-gradient target; gradient flows wherever it is not.
+    :param temperature: softmax temperature tau > 0.
+    :param kl_weight: alpha >= 0, weight of the invariance penalty.
+    :param normalize: L2-normalise both inputs along D, so phi is a cosine similarity.
+    :param divergence: ``"kl"`` (Kullback-Leibler, averaged over both orders of each pair
+        of pairs) or ``"js"`` (Jensen-Shannon).
+    :return: :class:`ReLICLossOutput` with ``loss = contrastive + kl_weight * invariance``.
+    :raises ValueError: on malformed shapes, dtypes or hyperparameters.
+    """
+    _check_inputs(online, target, temperature, kl_weight, divergence)
+    if normalize:
+        online = F.normalize(online, dim=-1)
+        target = F.normalize(target, dim=-1)
+    log_p = pair_log_probs(online, target, temperature)  # [P, N, N]
+    n_rows = log_p.shape[1]
+    contrastive = -torch.diagonal(log_p, dim1=-2, dim2=-1).mean()
+    invariance = _kl_all_pairs(log_p) if divergence == "kl" else _js_all_pairs(log_p)
+    with torch.no_grad():
+        hits = log_p.argmax(dim=-1) == torch.arange(n_rows, device=log_p.device)
+        accuracy = hits.sum().item() / hits.numel()
+    return ReLICLossOutput(
+        loss=contrastive + kl_weight * invariance,
+        contrastive=contrastive,
+        invariance=invariance,
+        accuracy=accuracy,
+    )
+
+
+class ReLICLoss(nn.Module):
+    """Module wrapper of :func:`relic_loss` holding its hyperparameters.
+
+    :param temperature: softmax temperature tau > 0.
+    :param kl_weight: alpha >= 0, weight of the invariance penalty.
+    :param normalize: L2-normalise embeddings (cosine similarity critic).
+    :param divergence: ``"kl"`` or ``"js"``.
+    """
+
+    def __init__(
+        self, temperature: float = 0.1, kl_weight: float = 1.0, normalize: bool = True, divergence: str = "kl"
+    ) -> None:
+        super().__init__()
+        # Validate at construction so that a bad value fails before training starts.
+        check_hyperparameters("ReLICLoss", temperature, kl_weight, divergence)
+        self.temperature = float(temperature)
+        self.kl_weight = float(kl_weight)
+        self.normalize = normalize
+        self.divergence = divergence
+
+    def forward(self, online: torch.Tensor, target: torch.Tensor) -> ReLICLossOutput:
+        """:param online: [V, N, D]. :param target: [V, N, D]. :return: :class:`ReLICLossOutput`."""
+        return relic_loss(
+            online,
+            target,
+            temperature=self.temperature,
+            kl_weight=self.kl_weight,
+            normalize=self.normalize,
+            divergence=self.divergence,
+        )
+
+    def extra_repr(self) -> str:
+        return (
+            f"temperature={self.temperature}, kl_weight={self.kl_weight}, "
+            f"normalize={self.normalize}, divergence={self.divergence!r}"
+        )

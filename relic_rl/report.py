@@ -1,0 +1,963 @@
+"""Turn an ablation folder into a table, a Markdown summary and learning-curve figures.
+
+An ablation folder (written by the ablation CLI) looks like::
+
+    ABL/
+      ablation.yaml             env_id, total_timesteps, seeds, grid, baseline[, command]
+      runs/<cell>/cell.yaml     variant, params, seed
+      runs/<cell>/evaluations.csv              timesteps,mean_reward,std_reward,episode_rewards
+      runs/<cell>/evaluations_randomized.csv   (optional) same columns, domain-randomized env
+      runs/<cell>/status.yaml   state: finished | running | failed | interrupted
+
+:func:`write_report` writes ``results.csv``, ``summary.md``, ``curves.png`` and ``curves.pdf``
+into it. Runs without evaluations (e.g. they failed before the first one) are skipped and listed
+as warnings in the summary. The statistics (IQM, stratified bootstrap CIs, probability of
+improvement) are those of :mod:`relic_rl.stats`, following Agarwal et al. (2021).
+
+Command line::
+
+    python -m relic_rl.report ABLATION_DIR [--reps N] [--seed S] [--out-dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import yaml
+from numpy.typing import NDArray
+
+from relic_rl import stats
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+__all__ = [
+    "Ablation",
+    "Comparison",
+    "EvalCurve",
+    "ReportError",
+    "ReportPaths",
+    "RunRecord",
+    "SkippedRun",
+    "Variant",
+    "VariantSummary",
+    "load_ablation",
+    "main",
+    "plot_curves",
+    "read_evaluations",
+    "summarize",
+    "write_report",
+]
+
+KL_KEY = "kl_weight"
+AUX_KEY = "aux"
+CONFIDENCE = 0.95
+REQUIRED_KEYS = ("env_id", "total_timesteps", "seeds", "grid")
+EVAL_FILE = "evaluations.csv"
+RANDOMIZED_EVAL_FILE = "evaluations_randomized.csv"
+EXPECTED_LAYOUT = (
+    "An ablation folder (as written by the ablation CLI) contains `ablation.yaml` (a mapping with "
+    "env_id, total_timesteps, seeds, grid and baseline) and `runs/<cell>/` sub-folders, each with "
+    "`cell.yaml` (variant, params, seed), `evaluations.csv` and `status.yaml`."
+)
+
+FloatArray = NDArray[np.float64]
+ComparisonKind = Literal["kl", "baseline"]
+
+
+class ReportError(ValueError):
+    """The folder cannot be reported on (not an ablation folder, nothing evaluated yet, ...)."""
+
+
+# --------------------------------------------------------------------------------------------
+# Data model
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EvalCurve:
+    """Periodic evaluations of one run.
+
+    :param timesteps: environment steps at each evaluation, strictly increasing ``[points]``.
+    :param mean_returns: mean episode return at each evaluation ``[points]``.
+    """
+
+    timesteps: FloatArray
+    mean_returns: FloatArray
+
+    @property
+    def final_return(self) -> float:
+        """Mean return at the last evaluation point (the run's final score)."""
+        return float(self.mean_returns[-1])
+
+    @property
+    def final_timestep(self) -> int:
+        """Timestep of the last evaluation point."""
+        return int(self.timesteps[-1])
+
+    def as_dict(self) -> dict[int, float]:
+        """``{timestep: mean_return}``."""
+        return {int(t): float(r) for t, r in zip(self.timesteps, self.mean_returns, strict=True)}
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One usable training run of the ablation.
+
+    :param name: folder name under ``runs/``.
+    :param path: the run folder.
+    :param variant: variant name from ``cell.yaml`` (e.g. ``"kl_weight=1.0"``).
+    :param params: parameters from ``cell.yaml``.
+    :param seed: training seed.
+    :param state: ``state`` from ``status.yaml`` (``"unknown"`` when absent).
+    :param evaluation: in-distribution evaluations.
+    :param randomized: evaluations on the domain-randomized env, when present.
+    """
+
+    name: str
+    path: Path
+    variant: str
+    params: dict[str, Any]
+    seed: int
+    state: str
+    evaluation: EvalCurve
+    randomized: EvalCurve | None
+
+
+@dataclass(frozen=True)
+class SkippedRun:
+    """A run folder that could not be used, and why."""
+
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Variant:
+    """The runs of one configuration (one per seed).
+
+    :param label: display name, the ``variant`` of ``cell.yaml`` (made unique if needed).
+    :param params: the shared parameters.
+    :param runs: the runs, sorted by seed.
+    """
+
+    label: str
+    params: dict[str, Any]
+    runs: tuple[RunRecord, ...]
+
+    @property
+    def is_baseline(self) -> bool:
+        """True for the no-auxiliary-loss baseline."""
+        aux = self.params.get(AUX_KEY)
+        return aux is not None and str(aux).lower() != "relic"
+
+    @property
+    def kl_weight(self) -> float | None:
+        """The KL weight as a float, ``None`` for the baseline or when it is not a parameter."""
+        return None if self.is_baseline else _as_float(self.params.get(KL_KEY))
+
+    @property
+    def final_scores(self) -> FloatArray:
+        """Final score of each run ``[runs]``."""
+        return np.array([r.evaluation.final_return for r in self.runs])
+
+
+@dataclass(frozen=True)
+class Ablation:
+    """An ablation folder as loaded by :func:`load_ablation`.
+
+    :param path: the folder.
+    :param env_id: environment id.
+    :param total_timesteps: training budget per run.
+    :param seeds: planned seeds.
+    :param grid: the swept parameters and their values, in the order of ``ablation.yaml``.
+    :param baseline: whether a no-aux baseline was planned.
+    :param command: the command that launched the ablation, when recorded.
+    :param runs: usable runs (those with at least one evaluation).
+    :param skipped: run folders that were skipped, with the reason.
+    :param warnings: other problems worth reporting (unfinished runs, unreadable files).
+    """
+
+    path: Path
+    env_id: str
+    total_timesteps: int
+    seeds: tuple[int, ...]
+    grid: dict[str, list[Any]]
+    baseline: bool
+    command: str | None
+    runs: tuple[RunRecord, ...]
+    skipped: tuple[SkippedRun, ...]
+    warnings: tuple[str, ...]
+
+    @property
+    def has_randomized(self) -> bool:
+        """Whether any run has domain-randomized evaluations."""
+        return any(r.randomized is not None for r in self.runs)
+
+    def variants(self) -> list[Variant]:
+        """Group the runs by variant: grid order first, the baseline last."""
+        groups: dict[tuple[str, str], list[RunRecord]] = {}
+        for run in self.runs:
+            groups.setdefault((run.variant, _params_key(run.params)), []).append(run)
+        names = [name for name, _ in groups]
+        variants = []
+        for (name, _), runs in groups.items():
+            params = runs[0].params
+            label = name
+            if names.count(name) > 1:  # same name, different params: make the label unique
+                label = f"{name} ({_format_params(params)})"
+            variants.append(Variant(label, params, tuple(sorted(runs, key=lambda r: r.seed))))
+        return sorted(variants, key=self._order)
+
+    def _order(self, variant: Variant) -> tuple[bool, tuple[int, ...], str]:
+        positions = []
+        for key, values in self.grid.items():
+            value = variant.params.get(key)
+            positions.append(values.index(value) if value in values else len(values))
+        return variant.is_baseline, tuple(positions), variant.label
+
+
+# --------------------------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------------------------
+
+
+def _as_float(value: Any) -> float | None:
+    """``value`` as a finite float (YAML reads ``1e-3`` as a string), else ``None``."""
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return out if math.isfinite(out) else None
+
+
+def _params_key(params: Mapping[str, Any]) -> str:
+    return repr(sorted((str(k), repr(v)) for k, v in params.items()))
+
+
+def _format_params(params: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in params.items())
+
+
+def _read_yaml(path: Path) -> Any:
+    with path.open(encoding="utf-8") as f:
+        return yaml.safe_load(f)
+
+
+def read_evaluations(path: Path) -> EvalCurve:
+    """Read an ``evaluations.csv`` file.
+
+    :param path: the CSV file (header ``timesteps,mean_reward,std_reward,episode_rewards``).
+    :return: the curve.
+    :raises ValueError: when the file is empty, lacks the columns, has an unparsable or non-finite
+        value, or its timesteps are not strictly increasing.
+    """
+    with path.open(newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        if not reader.fieldnames:
+            raise ValueError(f"{path.name} is empty")
+        missing = {"timesteps", "mean_reward"} - set(reader.fieldnames)
+        if missing:
+            raise ValueError(f"{path.name} lacks the column(s) {sorted(missing)}")
+        timesteps: list[float] = []
+        returns: list[float] = []
+        for line, row in enumerate(reader, start=2):
+            try:
+                t = float(row["timesteps"])
+                r = float(row["mean_reward"])
+            except (TypeError, ValueError) as err:
+                raise ValueError(f"{path.name} line {line}: cannot parse {row!r}") from err
+            if not (math.isfinite(t) and math.isfinite(r)):
+                raise ValueError(f"{path.name} line {line}: non-finite value in {row!r}")
+            timesteps.append(t)
+            returns.append(r)
+    if not timesteps:
+        raise ValueError(f"{path.name} has no evaluation rows")
+    t_arr = np.array(timesteps)
+    if (np.diff(t_arr) <= 0).any():
+        raise ValueError(f"{path.name}: timesteps are not strictly increasing")
+    return EvalCurve(t_arr, np.array(returns))
+
+
+def _load_run(run_dir: Path) -> tuple[RunRecord | SkippedRun, list[str]]:
+    """Load one run folder; never raises for a broken run, it is skipped with a reason."""
+    name = run_dir.name
+    warnings: list[str] = []
+    cell_path = run_dir / "cell.yaml"
+    if not cell_path.is_file():
+        return SkippedRun(name, "no cell.yaml"), warnings
+    try:
+        cell = _read_yaml(cell_path)
+    except (OSError, yaml.YAMLError) as err:
+        return SkippedRun(name, f"cell.yaml is unreadable ({err})"), warnings
+    if not isinstance(cell, dict) or not {"variant", "params", "seed"} <= set(cell):
+        return SkippedRun(name, "cell.yaml lacks variant/params/seed"), warnings
+    params = cell["params"]
+    seed = cell["seed"]
+    if not isinstance(params, dict) or isinstance(seed, bool) or not isinstance(seed, int):
+        return SkippedRun(name, "cell.yaml: params must be a mapping and seed an integer"), warnings
+
+    state = "unknown"
+    status_path = run_dir / "status.yaml"
+    if status_path.is_file():
+        try:
+            status = _read_yaml(status_path)
+            if isinstance(status, dict) and "state" in status:
+                state = str(status["state"])
+        except (OSError, yaml.YAMLError) as err:
+            warnings.append(f"`{name}`: status.yaml is unreadable ({err}).")
+
+    eval_path = run_dir / EVAL_FILE
+    if not eval_path.is_file():
+        return SkippedRun(name, f"no {EVAL_FILE} (state: {state})"), warnings
+    try:
+        evaluation = read_evaluations(eval_path)
+    except (OSError, ValueError) as err:
+        return SkippedRun(name, f"{err} (state: {state})"), warnings
+
+    randomized = None
+    rand_path = run_dir / RANDOMIZED_EVAL_FILE
+    if rand_path.is_file():
+        try:
+            randomized = read_evaluations(rand_path)
+        except (OSError, ValueError) as err:
+            # The in-distribution results are still valid; only the randomized ones are dropped.
+            warnings.append(f"`{name}`: randomized evaluations ignored: {err}.")
+    run = RunRecord(name, run_dir, str(cell["variant"]), params, seed, state, evaluation, randomized)
+    return run, warnings
+
+
+def _check_config(config: Any, path: Path) -> dict[str, Any]:
+    if not isinstance(config, dict):
+        raise ReportError(f"{path} does not hold a YAML mapping. {EXPECTED_LAYOUT}")
+    missing = [k for k in REQUIRED_KEYS if k not in config]
+    if missing:
+        raise ReportError(f"{path} lacks the key(s) {', '.join(missing)}. {EXPECTED_LAYOUT}")
+    grid = config["grid"]
+    if not isinstance(grid, dict) or not all(isinstance(v, list) for v in grid.values()):
+        raise ReportError(f"{path}: `grid` must map each parameter to a list of values, got {grid!r}.")
+    seeds = config["seeds"]
+    if not isinstance(seeds, list) or not all(isinstance(s, int) for s in seeds):
+        raise ReportError(f"{path}: `seeds` must be a list of integers, got {seeds!r}.")
+    return config
+
+
+def load_ablation(path: Path | str) -> Ablation:
+    """Load an ablation folder.
+
+    :param path: the folder holding ``ablation.yaml`` and ``runs/``.
+    :return: the ablation, with its usable runs and the skipped ones.
+    :raises ReportError: when ``path`` is not an ablation folder (with what was expected).
+    """
+    root = Path(path)
+    if not root.exists():
+        raise ReportError(f"{root} does not exist. {EXPECTED_LAYOUT}")
+    if not root.is_dir():
+        raise ReportError(f"{root} is not a folder. {EXPECTED_LAYOUT}")
+    config_path = root / "ablation.yaml"
+    if not config_path.is_file():
+        hint = ""
+        if (root / EVAL_FILE).is_file() or (root / "cell.yaml").is_file():
+            hint = " It looks like a single training run; pass the ablation folder above it."
+        raise ReportError(f"{root} is not an ablation folder: no ablation.yaml.{hint} {EXPECTED_LAYOUT}")
+    try:
+        config = _check_config(_read_yaml(config_path), config_path)
+    except yaml.YAMLError as err:
+        raise ReportError(f"{config_path} is not valid YAML: {err}") from err
+    runs_dir = root / "runs"
+    run_dirs = sorted(p for p in runs_dir.iterdir() if p.is_dir()) if runs_dir.is_dir() else []
+    if not run_dirs:
+        raise ReportError(
+            f"{root} has no run folders under runs/ (has the ablation been launched?). {EXPECTED_LAYOUT}"
+        )
+
+    runs: list[RunRecord] = []
+    skipped: list[SkippedRun] = []
+    warnings: list[str] = []
+    for run_dir in run_dirs:
+        loaded, run_warnings = _load_run(run_dir)
+        warnings.extend(run_warnings)
+        if isinstance(loaded, SkippedRun):
+            skipped.append(loaded)
+        else:
+            runs.append(loaded)
+
+    if runs:
+        # A run that stopped early has its "final" score from an earlier point of training.
+        horizon = max(r.evaluation.final_timestep for r in runs)
+        for r in runs:
+            if r.state != "finished" or r.evaluation.final_timestep < horizon:
+                warnings.append(
+                    f"`{r.name}` is {r.state}; its last evaluation is at {r.evaluation.final_timestep} "
+                    f"timesteps (latest of any run: {horizon}), and it is used as its final score."
+                )
+    command = config.get("command")
+    return Ablation(
+        path=root,
+        env_id=str(config["env_id"]),
+        total_timesteps=int(config["total_timesteps"]),
+        seeds=tuple(config["seeds"]),
+        grid={str(k): list(v) for k, v in config["grid"].items()},
+        baseline=bool(config.get("baseline", False)),
+        command=None if command is None else str(command),
+        runs=tuple(runs),
+        skipped=tuple(skipped),
+        warnings=tuple(warnings),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Statistics
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VariantSummary:
+    """Aggregate numbers of one variant (one final score per seed).
+
+    :param label: variant label.
+    :param params: variant parameters.
+    :param is_baseline: whether this is the no-aux baseline.
+    :param seeds: seeds of the usable runs.
+    :param final_scores: final score of each run ``[runs]``.
+    :param final_mean: mean final score with its 95% bootstrap CI.
+    :param final_iqm: IQM of the final scores with its 95% stratified-bootstrap CI.
+    :param auc_mean: area under the learning curve (normalised, see
+        :func:`relic_rl.stats.area_under_curve`), averaged over seeds.
+    :param randomized_final_mean: mean final score on the randomized env, over the runs that have one.
+    :param randomized_runs: number of runs with randomized evaluations.
+    :param randomized_ratio: ``randomized_final_mean`` over the mean in-distribution final score of
+        the same runs; ``None`` when unavailable or when that denominator is not positive.
+    """
+
+    label: str
+    params: dict[str, Any]
+    is_baseline: bool
+    seeds: tuple[int, ...]
+    final_scores: FloatArray
+    final_mean: stats.IntervalEstimate
+    final_iqm: stats.IntervalEstimate
+    auc_mean: float
+    randomized_final_mean: float | None
+    randomized_runs: int
+    randomized_ratio: float | None
+
+    @property
+    def n_seeds(self) -> int:
+        """Number of usable runs."""
+        return len(self.seeds)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """``treatment`` against ``control`` on final scores.
+
+    :param kind: ``"kl"`` (KL on vs the same variant with ``kl_weight = 0``) or ``"baseline"``.
+    :param treatment: label of the variant being evaluated.
+    :param control: label of the reference variant.
+    :param mean_difference: mean final score of treatment minus control, with its bootstrap CI.
+    :param probability_of_improvement: P(treatment run > control run), with its bootstrap CI.
+    """
+
+    kind: ComparisonKind
+    treatment: str
+    control: str
+    mean_difference: stats.IntervalEstimate
+    probability_of_improvement: stats.IntervalEstimate
+
+
+def _summarize_variant(variant: Variant, reps: int, seed: int) -> VariantSummary:
+    finals = variant.final_scores
+
+    def ci(statistic: stats.Statistic) -> stats.IntervalEstimate:
+        interval = stats.stratified_bootstrap_ci(
+            finals, statistic, reps=reps, confidence=CONFIDENCE, seed=seed
+        )
+        return stats.IntervalEstimate(float(statistic(finals)), *interval)
+
+    mean, iqm = ci(np.mean), ci(stats.iqm)
+    auc = float(
+        np.mean(
+            [stats.area_under_curve(r.evaluation.timesteps, r.evaluation.mean_returns) for r in variant.runs]
+        )
+    )
+    # (randomized, in-distribution) final scores of the runs evaluated on both.
+    both = [
+        (r.randomized.final_return, r.evaluation.final_return)
+        for r in variant.runs
+        if r.randomized is not None
+    ]
+    rand_mean: float | None = None
+    ratio: float | None = None
+    if both:
+        rand_mean = float(np.mean([rand for rand, _ in both]))
+        in_dist = float(np.mean([final for _, final in both]))
+        ratio = rand_mean / in_dist if in_dist > 0 else None
+    return VariantSummary(
+        label=variant.label,
+        params=variant.params,
+        is_baseline=variant.is_baseline,
+        seeds=tuple(r.seed for r in variant.runs),
+        final_scores=finals,
+        final_mean=mean,
+        final_iqm=iqm,
+        auc_mean=auc,
+        randomized_final_mean=rand_mean,
+        randomized_runs=len(both),
+        randomized_ratio=ratio,
+    )
+
+
+def _compare(kind: ComparisonKind, treatment: Variant, control: Variant, reps: int, seed: int) -> Comparison:
+    x, y = treatment.final_scores, control.final_scores
+    diff = stats.difference_ci(x, y, np.mean, reps=reps, confidence=CONFIDENCE, seed=seed)
+    poi = stats.IntervalEstimate(
+        stats.probability_of_improvement(x, y),
+        *stats.probability_of_improvement_ci(x, y, reps=reps, confidence=CONFIDENCE, seed=seed),
+    )
+    return Comparison(kind, treatment.label, control.label, diff, poi)
+
+
+def _without(params: Mapping[str, Any], *keys: str) -> dict[str, Any]:
+    return {k: v for k, v in params.items() if k not in keys}
+
+
+def _pairings(
+    variants: Sequence[Variant],
+) -> tuple[list[tuple[ComparisonKind, Variant, Variant]], list[str]]:
+    """Which variant is compared with which: KL on vs off, then every variant vs the baseline."""
+    pairs: list[tuple[ComparisonKind, Variant, Variant]] = []
+    notes: list[str] = []
+    relic = [v for v in variants if not v.is_baseline]
+    baselines = [v for v in variants if v.is_baseline]
+    for on in relic:
+        if on.kl_weight is None or on.kl_weight <= 0:
+            continue
+        rest = _without(on.params, KL_KEY)
+        offs = [v for v in relic if v.kl_weight == 0 and _without(v.params, KL_KEY) == rest]
+        if not offs:
+            notes.append(f"`{on.label}` has no `{KL_KEY} = 0` counterpart with otherwise identical params.")
+        pairs.extend(("kl", on, off) for off in offs)
+    for variant in relic:
+        # Match the baseline on the parameters both share (other than aux/kl_weight); a single
+        # baseline is used for every variant, since e.g. the temperature does not affect it.
+        matching = [
+            b
+            for b in baselines
+            if all(
+                b.params[k] == variant.params[k]
+                for k in (set(b.params) & set(variant.params)) - {AUX_KEY, KL_KEY}
+            )
+        ]
+        if not matching and len(baselines) == 1:
+            matching = baselines
+        pairs.extend(("baseline", variant, b) for b in matching)
+    return pairs, notes
+
+
+def summarize(
+    ablation: Ablation, *, reps: int = 2000, seed: int = 0
+) -> tuple[list[VariantSummary], list[Comparison], list[str]]:
+    """Per-variant summaries and the KL on/off and baseline comparisons.
+
+    :param ablation: the loaded ablation.
+    :param reps: bootstrap replicates for every confidence interval.
+    :param seed: seed of the bootstrap resampling.
+    :return: the summaries (in variant order), the comparisons and notes on missing pairings.
+    """
+    variants = ablation.variants()
+    summaries = [_summarize_variant(v, reps, seed) for v in variants]
+    pairs, notes = _pairings(variants)
+    comparisons = [_compare(kind, treatment, control, reps, seed) for kind, treatment, control in pairs]
+    return summaries, comparisons, notes
+
+
+# --------------------------------------------------------------------------------------------
+# Outputs
+# --------------------------------------------------------------------------------------------
+
+
+def _csv_value(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def write_results_csv(ablation: Ablation, path: Path) -> None:
+    """One row per run and evaluation timestep (union of the in-distribution and randomized ones).
+
+    Columns: ``variant``, each grid key, ``seed``, ``timesteps``, ``mean_return`` and
+    ``randomized_mean_return``; a value that does not exist (a grid key absent from the baseline's
+    params, a timestep evaluated in only one of the two envs) is left empty.
+    """
+    keys = list(ablation.grid)
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["variant", *keys, "seed", "timesteps", "mean_return", "randomized_mean_return"])
+        for variant in ablation.variants():
+            for run in variant.runs:
+                in_dist = run.evaluation.as_dict()
+                randomized = run.randomized.as_dict() if run.randomized is not None else {}
+                for t in sorted(set(in_dist) | set(randomized)):
+                    writer.writerow(
+                        [
+                            variant.label,
+                            *(_csv_value(run.params.get(k)) for k in keys),
+                            run.seed,
+                            t,
+                            _csv_value(in_dist.get(t)),
+                            _csv_value(randomized.get(t)),
+                        ]
+                    )
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.2f}"
+
+
+def _fmt_ci(e: stats.IntervalEstimate) -> str:
+    return f"{_fmt(e.point)} [{_fmt(e.low)}, {_fmt(e.high)}]"
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def render_summary(
+    ablation: Ablation,
+    summaries: Sequence[VariantSummary],
+    comparisons: Sequence[Comparison],
+    notes: Sequence[str],
+    *,
+    reps: int,
+    seed: int,
+) -> str:
+    """The Markdown text of ``summary.md``."""
+    pct = f"{CONFIDENCE:.0%}"
+    grid = "; ".join(f"`{k}` in {v}" for k, v in ablation.grid.items())
+    lines = [
+        f"# Ablation report: {ablation.env_id}",
+        "",
+        f"- Folder: `{ablation.path}`",
+        f"- Environment: `{ablation.env_id}`",
+        f"- Budget: {ablation.total_timesteps} timesteps per run",
+        f"- Seeds: {list(ablation.seeds)} ({len(ablation.seeds)} planned); runs analysed: "
+        f"{len(ablation.runs)}, skipped: {len(ablation.skipped)}",
+        f"- Grid: {grid}; no-aux baseline: {'yes' if ablation.baseline else 'no'}",
+    ]
+    if ablation.command is not None:
+        lines += ["- Command:", "", "  ```", f"  {ablation.command}", "  ```"]
+    lines += [
+        "- Figures: `curves.png`, `curves.pdf`; per-evaluation numbers: `results.csv`",
+        "",
+        "## Methodology",
+        "",
+        "Following Agarwal et al. (2021), *Deep Reinforcement Learning at the Edge of the Statistical "
+        "Precipice*. The **final score** of a run is its mean evaluation return at its last evaluation "
+        "point. Per variant we report the mean and the **IQM** (interquartile mean: the 25% trimmed mean "
+        "of the final scores, `scipy.stats.trim_mean(x, 0.25)` as in rliable; with 3 seeds or fewer nothing "
+        f"is trimmed and it equals the mean), each with a {pct} percentile bootstrap interval over runs "
+        f"(stratified bootstrap, {reps} replicates, seed {seed}). **AUC** is the trapezoidal area under "
+        "a run's learning curve divided by its time span, i.e. the average return over training, then "
+        "averaged over seeds. The randomized ratio is the mean randomized final score divided by the mean "
+        "in-distribution final score of the same runs (n/a when that is not positive). Comparisons report "
+        f"the difference of mean final scores with a {pct} bootstrap interval (both variants' runs "
+        "resampled independently) and the **probability of improvement** P(X > Y) + 0.5 P(X = Y) over all "
+        "pairs of runs (Mann-Whitney U / (n m)) with its bootstrap interval. With few seeds the intervals "
+        "are wide and the percentile bootstrap tends to under-cover: read them as indicative.",
+        "",
+        "## Per-variant results",
+        "",
+        f"| Variant | Seeds | Final mean [{pct} CI] | Final IQM [{pct} CI] | AUC (mean) "
+        "| Randomized final (mean) | Randomized / in-dist |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for s in summaries:
+        rand = "-"
+        ratio = "-"
+        if s.randomized_final_mean is not None:
+            rand = _fmt(s.randomized_final_mean)
+            if s.randomized_runs != s.n_seeds:
+                rand += f" (n={s.randomized_runs})"
+            ratio = "n/a" if s.randomized_ratio is None else _fmt(s.randomized_ratio)
+        lines.append(
+            f"| {_md(s.label)} | {s.n_seeds} | {_fmt_ci(s.final_mean)} | {_fmt_ci(s.final_iqm)} "
+            f"| {_fmt(s.auc_mean)} | {rand} | {ratio} |"
+        )
+
+    lines += ["", "## KL on vs off", ""]
+    kl = [c for c in comparisons if c.kind == "kl"]
+    if KL_KEY not in ablation.grid:
+        lines.append(f"`{KL_KEY}` is not a grid parameter of this ablation: nothing to compare.")
+    elif not kl:
+        lines.append(f"No pair of variants differing only in `{KL_KEY}` (> 0 vs = 0) has usable runs.")
+    else:
+        lines += [
+            f"Positive differences and P > 0.5 favour the KL penalty (`{KL_KEY}` > 0).",
+            "",
+            f"| KL on | KL off | Mean final on - off [{pct} CI] | P(on > off) [{pct} CI] |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| {_md(c.treatment)} | {_md(c.control)} | {_fmt_ci(c.mean_difference)} "
+            f"| {_fmt_ci(c.probability_of_improvement)} |"
+            for c in kl
+        ]
+    lines += [f"- {n}" for n in notes]
+
+    base = [c for c in comparisons if c.kind == "baseline"]
+    if base:
+        lines += [
+            "",
+            "## Against the no-aux baseline",
+            "",
+            f"| Variant | Baseline | Mean final variant - baseline [{pct} CI] "
+            f"| P(variant > baseline) [{pct} CI] |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| {_md(c.treatment)} | {_md(c.control)} | {_fmt_ci(c.mean_difference)} "
+            f"| {_fmt_ci(c.probability_of_improvement)} |"
+            for c in base
+        ]
+    elif ablation.baseline:
+        lines += ["", "The no-aux baseline was planned but has no usable runs."]
+
+    problems = [f"Skipped `{s.name}`: {s.reason}." for s in ablation.skipped] + list(ablation.warnings)
+    if problems:
+        lines += ["", "## Warnings", ""] + [f"- {p}" for p in problems]
+    return "\n".join(lines) + "\n"
+
+
+def _aligned(curves: Sequence[EvalCurve]) -> tuple[FloatArray, FloatArray] | None:
+    """Put curves on common timesteps: ``(timesteps [points], returns [runs, points])``.
+
+    Identical grids are stacked as they are. Otherwise the grid is every evaluation timestep that
+    lies inside the range covered by all runs, and each run is linearly interpolated onto it.
+    ``None`` when the runs have no timestep range in common.
+    """
+    first = curves[0].timesteps
+    if all(np.array_equal(c.timesteps, first) for c in curves):
+        return first, np.stack([c.mean_returns for c in curves])
+    lo = max(float(c.timesteps[0]) for c in curves)
+    hi = min(float(c.timesteps[-1]) for c in curves)
+    grid = np.unique(np.concatenate([c.timesteps for c in curves]))
+    grid = grid[(grid >= lo) & (grid <= hi)]
+    if grid.size == 0:
+        return None
+    return grid, np.stack([np.interp(grid, c.timesteps, c.mean_returns) for c in curves])
+
+
+def _draw_panel(
+    ax: Axes,
+    variants: Sequence[Variant],
+    randomized: bool,
+    colors: Mapping[str, Any],
+    *,
+    reps: int,
+    seed: int,
+) -> None:
+    for variant in variants:
+        curves = [r.randomized if randomized else r.evaluation for r in variant.runs]
+        present = [c for c in curves if c is not None]
+        if not present:
+            continue
+        aligned = _aligned(present)
+        if aligned is None:
+            continue
+        t, returns = aligned
+        low, high = stats.mean_curve_ci(returns, reps=reps, confidence=CONFIDENCE, seed=seed)
+        style = "--" if variant.is_baseline else "-"
+        color = colors[variant.label]
+        ax.plot(t, returns.mean(axis=0), style, color=color, label=f"{variant.label} (n={len(present)})")
+        ax.fill_between(t, low, high, color=color, alpha=0.2, linewidth=0)
+    ax.set_ylabel("Mean evaluation return")
+    ax.grid(alpha=0.3)
+
+
+def plot_curves(ablation: Ablation, *, reps: int = 2000, seed: int = 0) -> Figure:
+    """Learning curves per variant: mean over seeds with a shaded 95% bootstrap band.
+
+    One panel for the in-distribution evaluations, and a second one below it for the
+    domain-randomized evaluations when any run has them. Runs of a variant are aligned on common
+    timesteps (interpolating when their evaluation grids differ, see :func:`_aligned`).
+
+    :param ablation: the loaded ablation.
+    :param reps: bootstrap replicates for the bands.
+    :param seed: seed of the bootstrap resampling.
+    :return: the figure (7 x 3 inches per panel), not yet saved.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no screen
+    from matplotlib.figure import Figure
+
+    variants = ablation.variants()
+    palette = matplotlib.colormaps["tab10"]
+    relic = [v for v in variants if not v.is_baseline]
+    colors: dict[str, Any] = {v.label: palette(i % 10) for i, v in enumerate(relic)}
+    colors.update({v.label: "0.35" for v in variants if v.is_baseline})
+    n_panels = 2 if ablation.has_randomized else 1
+    # Font sizes >= 9 pt at the figure's physical size, so that it stays legible at paper width.
+    with matplotlib.rc_context(
+        {
+            "font.size": 10,
+            "axes.titlesize": 10,
+            "axes.labelsize": 10,
+            "xtick.labelsize": 9,
+            "ytick.labelsize": 9,
+            "legend.fontsize": 9,
+        }
+    ):
+        fig = Figure(figsize=(7.0, 3.0 * n_panels), layout="constrained")
+        axes = fig.subplots(n_panels, 1, sharex=True, squeeze=False)[:, 0]
+        titles = ["In-distribution evaluation", "Domain-randomized evaluation"]
+        for i, ax in enumerate(axes):
+            _draw_panel(ax, variants, randomized=i == 1, colors=colors, reps=reps, seed=seed)
+            ax.set_title(titles[i])
+        # One legend for both panels, below them, so that it never hides a curve.
+        handles: dict[str, Any] = {}
+        for ax in axes:
+            for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+                handles.setdefault(label, handle)
+        if handles:
+            fig.legend(
+                list(handles.values()), list(handles), loc="outside lower center", ncols=2, frameon=False
+            )
+        axes[-1].set_xlabel("Timesteps")
+        fig.suptitle(f"{ablation.env_id}: mean over seeds, shaded {CONFIDENCE:.0%} bootstrap CI")
+    return fig
+
+
+@dataclass(frozen=True)
+class ReportPaths:
+    """What :func:`write_report` wrote, and the numbers it computed.
+
+    :param results_csv: per-run, per-evaluation table.
+    :param summary_md: Markdown summary.
+    :param curves_png: learning curves (PNG, 200 dpi).
+    :param curves_pdf: learning curves (PDF).
+    :param variants: per-variant summaries, in report order.
+    :param comparisons: KL on/off and baseline comparisons.
+    :param warnings: skipped runs and other problems, as listed in the summary.
+    :param n_panels: number of panels of the figure (2 when randomized evaluations exist).
+    """
+
+    results_csv: Path
+    summary_md: Path
+    curves_png: Path
+    curves_pdf: Path
+    variants: tuple[VariantSummary, ...]
+    comparisons: tuple[Comparison, ...]
+    warnings: tuple[str, ...]
+    n_panels: int
+
+    def variant(self, label: str) -> VariantSummary:
+        """The summary of the variant called ``label``."""
+        for summary in self.variants:
+            if summary.label == label:
+                return summary
+        raise KeyError(f"no variant {label!r}; variants: {[s.label for s in self.variants]}")
+
+
+def write_report(
+    ablation_dir: Path | str, *, out_dir: Path | str | None = None, reps: int = 2000, seed: int = 0
+) -> ReportPaths:
+    """Write ``results.csv``, ``summary.md``, ``curves.png`` and ``curves.pdf`` for an ablation.
+
+    :param ablation_dir: the ablation folder.
+    :param out_dir: where to write (created if needed); the ablation folder by default.
+    :param reps: bootstrap replicates for every confidence interval (2000 or more for a paper).
+    :param seed: seed of the bootstrap resampling, so that the report is reproducible.
+    :return: the written paths and the computed numbers.
+    :raises ReportError: when the folder is not an ablation or no run has been evaluated yet.
+    :raises ValueError: when ``reps < 1``.
+    """
+    if isinstance(reps, bool) or not isinstance(reps, int) or reps < 1:
+        raise ValueError(f"`reps` must be an integer >= 1, got {reps!r}.")
+    ablation = load_ablation(ablation_dir)
+    if not ablation.runs:
+        reasons = "; ".join(f"{s.name}: {s.reason}" for s in ablation.skipped)
+        raise ReportError(f"No run under {ablation.path / 'runs'} has evaluation results yet ({reasons}).")
+    out = ablation.path if out_dir is None else Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+
+    summaries, comparisons, notes = summarize(ablation, reps=reps, seed=seed)
+    paths = {name: out / name for name in ("results.csv", "summary.md", "curves.png", "curves.pdf")}
+    write_results_csv(ablation, paths["results.csv"])
+    text = render_summary(ablation, summaries, comparisons, notes, reps=reps, seed=seed)
+    paths["summary.md"].write_text(text, encoding="utf-8")
+    fig = plot_curves(ablation, reps=reps, seed=seed)
+    fig.savefig(paths["curves.png"], dpi=200)
+    fig.savefig(paths["curves.pdf"])
+    warnings = tuple(f"Skipped `{s.name}`: {s.reason}." for s in ablation.skipped) + ablation.warnings
+    return ReportPaths(
+        results_csv=paths["results.csv"],
+        summary_md=paths["summary.md"],
+        curves_png=paths["curves.png"],
+        curves_pdf=paths["curves.pdf"],
+        variants=tuple(summaries),
+        comparisons=tuple(comparisons),
+        warnings=warnings,
+        n_panels=len(fig.axes),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------------
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from err
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point; returns the exit code (2 for a folder that cannot be reported on).
+
+    :param argv: arguments without the program name; ``sys.argv[1:]`` when ``None``.
+    """
+    parser = argparse.ArgumentParser(
+        prog="python -m relic_rl.report",
+        description="Write results.csv, summary.md and curves.png/.pdf for an ablation folder.",
+    )
+    parser.add_argument("ablation_dir", type=Path, help="ablation folder (with ablation.yaml and runs/)")
+    parser.add_argument(
+        "--reps", type=_positive_int, default=2000, help="bootstrap replicates (default 2000)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resampling (default 0)")
+    parser.add_argument(
+        "--out-dir", type=Path, default=None, help="output folder (default: the ablation folder)"
+    )
+    args = parser.parse_args(argv)
+    try:
+        paths = write_report(args.ablation_dir, out_dir=args.out_dir, reps=args.reps, seed=args.seed)
+    except ReportError as err:
+        print(f"{parser.prog}: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        print(f"{parser.prog}: error: cannot write the report: {err}", file=sys.stderr)
+        return 1
+    print(f"Wrote {paths.results_csv}, {paths.summary_md}, {paths.curves_png} and {paths.curves_pdf}.")
+    if paths.warnings:
+        print(f"{len(paths.warnings)} warning(s), listed at the end of {paths.summary_md}.")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
