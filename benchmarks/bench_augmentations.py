@@ -7,8 +7,9 @@ Absolute times on shared machines drift, so every figure is a ratio measured sid
 augmentation, CNN step, augmentation, CNN step ... after a warm-up and reports the median
 ratio with its min-max range. The CNN step is SB3's ``NatureCNN`` (features_dim 512) on the
 same batch, ``features.sum().backward()``. A second table compares ways of implementing the
-random shift, each against the gather kernel that :func:`relic_rl.augmentations.shift_images`
-uses, on identical offsets.
+random shift against :func:`relic_rl.augmentations.shift_images` (one ``gather`` into a
+NumPy-allocated, huge-page-backed output) on identical offsets; its first row is the same
+gather into a torch-allocated output, which isolates the effect of the buffer.
 """
 
 from __future__ import annotations
@@ -120,12 +121,24 @@ def shift_advanced_indexing(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor)
     return x[b, c, rows[:, None, :, None], cols[:, None, None, :]]
 
 
+def shift_gather_torch_alloc(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor) -> torch.Tensor:
+    """The same gather as shift_images, but into an output that torch allocates itself.
+
+    Separates the two choices shift_images makes: the kernel and the huge-page output buffer.
+    """
+    batch, channels, height, width = x.shape
+    rows = (torch.arange(height, device=x.device) + dy[:, None]).clamp_(0, height - 1)
+    cols = (torch.arange(width, device=x.device) + dx[:, None]).clamp_(0, width - 1)
+    index = (rows[:, :, None] * width + cols[:, None, :]).view(batch, 1, -1).expand(batch, channels, -1)
+    return x.reshape(batch, channels, -1).gather(2, index).view(batch, channels, height, width)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads value")
-    parser.add_argument("--reps", type=int, default=9, help="timed A/B pairs per row (>= 7 recommended)")
+    parser.add_argument("--reps", type=int, default=11, help="timed A/B pairs per row (>= 7 recommended)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed A/B pairs before timing")
     parser.add_argument("--skip-impl", action="store_true", help="skip the shift implementation table")
     args = parser.parse_args()
@@ -182,6 +195,7 @@ def main() -> None:
     print("| batch [B, C, H, W] | implementation | ms | time / gather, median [min-max] | max abs diff |")
     print("|---|---|---:|---|---:|")
     alternatives = {
+        "gather, torch-allocated output": shift_gather_torch_alloc,
         "grid_sample (DrQ)": shift_grid_sample,
         "pad + unfold + index": shift_unfold,
         "advanced indexing": shift_advanced_indexing,

@@ -3,7 +3,8 @@
 Shapes: 8 envs x 512 steps = 4096 samples of 2 x 64 x 64 gray stacks, batch 128,
 10 epochs (320 gradient steps), NatureCNN, gSDE, GELU, pi/vf [256] (rl-zoo3's tuned PPO).
 The rollout buffer is filled with random data once; only ``model.train()`` is timed,
-alternating plain and ReLIC for ``--repeats`` pairs after one warm-up each.
+cycling plain, ReLIC (defaults) and ReLIC with every view augmented for ``--repeats``
+rounds after one warm-up each; ratios are taken within a round.
 
     python benchmarks/bench_update.py [--repeats 5] [--epochs 10] [--threads 2]
 """
@@ -53,7 +54,7 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def build(relic: bool, epochs: int) -> PPO:
+def build(relic: ReLICConfig | None, epochs: int) -> PPO:
     env = DummyVecEnv([_ShapeEnv for _ in range(N_ENVS)])
     kwargs: dict[str, Any] = dict(
         n_steps=N_STEPS,
@@ -69,7 +70,11 @@ def build(relic: bool, epochs: int) -> PPO:
             log_std_init=-2, ortho_init=False, activation_fn=torch.nn.GELU, net_arch=dict(pi=[256], vf=[256])
         ),
     )
-    model: PPO = ReLICPPO("CnnPolicy", env, relic=ReLICConfig(), **kwargs) if relic else PPO("CnnPolicy", env, **kwargs)
+    model: PPO = (
+        ReLICPPO("CnnPolicy", env, relic=ReLICConfig(), **kwargs)
+        if relic
+        else PPO("CnnPolicy", env, **kwargs)
+    )
     model._setup_learn(total_timesteps=N_ENVS * N_STEPS)
     buf = model.rollout_buffer
     rng = np.random.default_rng(0)
@@ -95,7 +100,9 @@ def time_train(model: PPO) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repeats", type=int, default=5, help="interleaved plain/ReLIC pairs (default 5)")
     parser.add_argument("--epochs", type=int, default=10, help="PPO epochs per update phase (default 10)")
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default 2)")
@@ -109,18 +116,26 @@ def main() -> None:
         f"PPO update phase: {N_ENVS}x{N_STEPS} samples of {OBS_SHAPE}, batch {BATCH}, {args.epochs} epochs "
         f"({N_ENVS * N_STEPS // BATCH * args.epochs} gradient steps); ReLIC: {ReLICConfig()}"
     )
-    plain, relic = build(False, args.epochs), build(True, args.epochs)
-    time_train(plain), time_train(relic)  # warm-up
-    plain_times, relic_times = [], []
+    variants = {
+        "plain SB3 PPO": build(None, args.epochs),
+        "ReLIC-PPO (defaults)": build(ReLICConfig(), args.epochs),
+        "ReLIC-PPO (clean_view=False)": build(ReLICConfig(clean_view=False), args.epochs),
+    }
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    for model in variants.values():
+        time_train(model)  # warm-up
     for _ in range(args.repeats):
-        plain_times.append(time_train(plain))
-        relic_times.append(time_train(relic))
-    ratios = [r / p for p, r in zip(plain_times, relic_times, strict=True)]
-    print("| variant | median s / update phase | min | max |")
-    print("|---|---|---|---|")
-    for name, times in (("plain SB3 PPO", plain_times), ("ReLIC-PPO", relic_times)):
-        print(f"| {name} | {statistics.median(times):.2f} | {min(times):.2f} | {max(times):.2f} |")
-    print(f"\nratio ReLIC / plain: median {statistics.median(ratios):.2f} (min {min(ratios):.2f}, max {max(ratios):.2f})")
+        for name, model in variants.items():
+            times[name].append(time_train(model))
+    plain = times["plain SB3 PPO"]
+    print("| variant | median s / update phase | min | max | ratio to plain: median (min-max) |")
+    print("|---|---|---|---|---|")
+    for name, ts in times.items():
+        ratios = [t / p for t, p in zip(ts, plain, strict=True)]
+        print(
+            f"| {name} | {statistics.median(ts):.2f} | {min(ts):.2f} | {max(ts):.2f} | "
+            f"{statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f}) |"
+        )
 
 
 if __name__ == "__main__":

@@ -115,8 +115,6 @@ class ReLICCallback(BaseCallback):
 class _ReLICMixin:
     """Shared behaviour of the ``ReLIC*`` algorithm classes."""
 
-    policy: nn.Module
-    logger: Logger
     #: net_arch SB3's CnnPolicy uses after NatureCNN for this algorithm (None: SB3's default).
     _nature_net_arch: list[int] | None = None
 
@@ -140,16 +138,20 @@ class _ReLICMixin:
 
     def _setup_model(self) -> None:
         super()._setup_model()  # type: ignore[misc]
-        configure_relic(self.policy)
+        configure_relic(self._policy())
 
     def train(self, *args: Any, **kwargs: Any) -> None:
         super().train(*args, **kwargs)  # type: ignore[misc]
-        record_relic_metrics(self.policy, self.logger)
+        record_relic_metrics(self._policy(), self.logger)  # type: ignore[attr-defined]
+
+    def _policy(self) -> nn.Module:
+        policy: nn.Module = self.policy  # type: ignore[attr-defined]
+        return policy
 
     @property
     def relic_config(self) -> ReLICConfig | None:
         """The config of the (first) ReLIC extractor, or None when the policy has none."""
-        extractors = relic_extractors(self.policy)
+        extractors = relic_extractors(self._policy())
         return next(iter(extractors.values())).config if extractors else None
 
 

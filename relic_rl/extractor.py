@@ -122,7 +122,9 @@ def _image_space(observation_space: gym.Space) -> gym.spaces.Box:
     if not isinstance(observation_space, gym.spaces.Box) or len(observation_space.shape) != 3:
         raise ValueError(f"Got observation space {observation_space}. {supported}")
     if observation_space.dtype == "uint8" and not is_image_space(observation_space, check_channels=False):
-        raise ValueError(f"Got observation space {observation_space} with bounds other than [0, 255]. {supported}")
+        raise ValueError(
+            f"Got observation space {observation_space} with bounds other than [0, 255]. {supported}"
+        )
     return observation_space
 
 
@@ -154,6 +156,8 @@ class ReLICExtractor(BaseFeaturesExtractor):
     :param config: the :class:`ReLICConfig`; defaults to ``ReLICConfig()``.
     :param normalized_image: accepted for signature compatibility with SB3's extractors.
     """
+
+    target_initialized: torch.Tensor
 
     def __init__(
         self,
@@ -217,15 +221,19 @@ class ReLICExtractor(BaseFeaturesExtractor):
         return nn.Sequential(*layers)
 
     def augment(self, obs: torch.Tensor) -> torch.Tensor:
-        """``n_views`` independently augmented copies of ``obs``.
+        """``n_views`` views of ``obs``: with ``config.clean_view`` the first is ``obs`` itself
+        and the others are independently augmented copies; otherwise all are augmented.
 
         :param obs: [B, C, H, W] images in [0, 1].
         :return: [V, B, C, H, W].
         """
         n_views = self.config.n_views
+        n_augmented = n_views - 1 if self.config.clean_view else n_views
         # One batched call: every (view, sample) gets its own random parameters.
-        views = self.augmentation(obs.repeat(n_views, 1, 1, 1))
-        return views.view(n_views, *obs.shape)
+        augmented = self.augmentation(obs.repeat(n_augmented, 1, 1, 1)).view(n_augmented, *obs.shape)
+        if not self.config.clean_view:
+            return augmented
+        return torch.cat([obs.unsqueeze(0), augmented])
 
     def relic_loss(self, online: torch.Tensor, target: torch.Tensor) -> ReLICLossOutput:
         """The auxiliary objective on critic outputs ([V, N, D] each); override to change it."""
@@ -252,11 +260,18 @@ class ReLICExtractor(BaseFeaturesExtractor):
         self._ensure_target_initialized()
         views = self.augment(observations)  # [V, B, C, H, W]
         n_views = views.shape[0]
-        flat_views = views.reshape(n_views * batch, *observations.shape[1:])
-        # One encoder call for the RL batch and all online views amortises per-call overhead.
-        encoded = self.encoder(torch.cat([observations, flat_views]))
-        features = encoded[:batch]
-        online = self.critic(encoded[batch:]).view(n_views, batch, -1)
+        image_shape = observations.shape[1:]
+        features = self.encoder(observations)
+        # A view equal to the observations (an identity augmentation) reuses the RL features:
+        # the same function of the same input, one encoder pass fewer. (Separate encoder calls
+        # are also faster on CPU than one call on the concatenated batch.)
+        if torch.equal(views[0], observations):
+            rest = self.encoder(views[1:].reshape((n_views - 1) * batch, *image_shape))
+            encoded = torch.cat([features, rest])
+        else:
+            encoded = self.encoder(views.reshape(n_views * batch, *image_shape))
+        online = self.critic(encoded).view(n_views, batch, -1)
+        flat_views = views.reshape(n_views * batch, *image_shape)
         with torch.no_grad():
             target = self._target_project(flat_views).view(n_views, batch, -1)
         out = self.relic_loss(online, target)
@@ -303,12 +318,10 @@ class ReLICExtractor(BaseFeaturesExtractor):
         elif m < 1.0:
             torch._foreach_mul_(dst, m)
             torch._foreach_add_(dst, src, alpha=1.0 - m)
-        self._ema_updates += 1
 
     def _ensure_target_initialized(self) -> None:
         if not bool(self.target_initialized):
             self.update_target(momentum=0.0)
-            self._ema_updates = 0
             self.target_initialized.fill_(True)
 
     def _on_optimizer_step(self, optimizer: Optimizer) -> None:
@@ -320,6 +333,7 @@ class ReLICExtractor(BaseFeaturesExtractor):
         owned = {id(p) for group in optimizer.param_groups for p in group["params"]}
         if any(id(p) in owned for p in params):
             self.update_target()
+            self._ema_updates += 1
 
     def train(self, mode: bool = True) -> ReLICExtractor:
         """Set training mode on f and g; the targets always stay in eval mode."""
@@ -334,11 +348,11 @@ class ReLICExtractor(BaseFeaturesExtractor):
         self._sums = dict.fromkeys(METRIC_NAMES, 0.0)
         self._count = 0
         self._skipped = 0
-        self._ema_updates = getattr(self, "_ema_updates", 0)
+        self._ema_updates = 0
 
     @torch.no_grad()
     def _record(self, out: ReLICLossOutput, online: torch.Tensor, target: torch.Tensor) -> None:
-        n_views, batch, _ = online.shape
+        n_views = online.shape[0]
         online_n = nn.functional.normalize(online, dim=-1)
         target_n = nn.functional.normalize(target, dim=-1)
         # [V, V, N, N] cosine similarities, restricted to pairs of distinct views.
@@ -385,6 +399,5 @@ class ReLICExtractor(BaseFeaturesExtractor):
         metrics["skipped_small_batch"] = float(self._skipped)
         metrics["ema_updates"] = float(self._ema_updates)
         metrics["ema_distance"] = self.ema_distance()
-        self._ema_updates = 0
         self._reset_metrics()
         return metrics

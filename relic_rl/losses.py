@@ -66,7 +66,9 @@ def _check_inputs(
 ) -> None:
     for name, t in (("online", online), ("target", target)):
         if not isinstance(t, torch.Tensor):
-            raise ValueError(f"relic_loss: `{name}` must be a torch.Tensor of shape [V, N, D], got {type(t)!r}.")
+            raise ValueError(
+                f"relic_loss: `{name}` must be a torch.Tensor of shape [V, N, D], got {type(t)!r}."
+            )
         if not t.is_floating_point():
             raise ValueError(
                 f"relic_loss: `{name}` has dtype {t.dtype}, expected a floating dtype "
@@ -88,7 +90,8 @@ def _check_inputs(
         )
     if n_samples < 2:
         raise ValueError(
-            f"relic_loss: need at least 2 samples (N >= 2) so that the batch holds negatives, got N={n_samples}."
+            "relic_loss: need at least 2 samples (N >= 2) so that the batch holds negatives, "
+            f"got N={n_samples}."
         )
     check_hyperparameters("relic_loss", temperature, kl_weight, divergence)
 
@@ -102,22 +105,24 @@ def pair_log_probs(online: torch.Tensor, target: torch.Tensor, temperature: floa
     :return: [P, N, N] with P = V (V - 1), pairs in row-major order of ``(l, k), l != k``.
     """
     n_views = online.shape[0]
-    # [V, V, N, N]: logits[l, k, i, j] = <online[l, i], target[k, j]> / tau
-    logits = torch.einsum("lid,kjd->lkij", online, target) / temperature
+    # Only the V (V - 1) pairs of distinct views: logits[p, i, j] = <online[l, i], target[k, j]> / tau.
     off_diag = ~torch.eye(n_views, dtype=torch.bool, device=online.device)
-    return torch.log_softmax(logits[off_diag], dim=-1)
+    l_idx, k_idx = off_diag.nonzero(as_tuple=True)
+    logits = torch.bmm(online[l_idx], target[k_idx].transpose(1, 2)) / temperature
+    return torch.log_softmax(logits, dim=-1)
 
 
 def _kl_all_pairs(log_p: torch.Tensor) -> torch.Tensor:
-    """Mean of KL(p_a[i] || p_b[i]) over ordered pairs a != b and rows i. ``log_p``: [P, N, N]."""
+    """Mean of KL(p_a[i] || p_b[i]) over ordered pairs a != b and rows i. ``log_p``: [P, N, N].
+
+    Summed over all ordered pairs the KLs collapse to elementwise terms:
+    sum_{a != b} KL(a || b) = sum_j [P sum_a p_a log p_a - (sum_a p_a)(sum_b log p_b)]
+    (the a == b terms cancel), which avoids a [P, P, N, N] intermediate.
+    """
     n_pairs, n_rows, _ = log_p.shape
     p = log_p.exp()
-    # KL(a || b)[i] = sum_j p_a log p_a - sum_j p_a log p_b; the diagonal a == b is exactly 0.
-    neg_entropy = (p * log_p).sum(-1)  # [P, N]
-    cross = torch.einsum("aij,bij->abi", p, log_p)  # [P, P, N]
-    kl = neg_entropy.unsqueeze(1) - cross
-    off_diag = ~torch.eye(n_pairs, dtype=torch.bool, device=log_p.device)
-    return kl[off_diag].sum() / (n_pairs * (n_pairs - 1) * n_rows)
+    total = n_pairs * (p * log_p).sum() - (p.sum(0) * log_p.sum(0)).sum()
+    return total / (n_pairs * (n_pairs - 1) * n_rows)
 
 
 def _js_all_pairs(log_p: torch.Tensor) -> torch.Tensor:

@@ -90,7 +90,9 @@ def test_sac_td3_train_the_critic_encoder_or_the_shared_one(algo: type[BaseAlgor
     model.learn(total_timesteps=120)
     pop()
     assert totals["aux_updates"] > 0 and totals["ema_updates"] > 0
-    assert any(not torch.equal(a, b) for a, b in zip(before, critic_extractor.encoder.parameters(), strict=True))
+    assert any(
+        not torch.equal(a, b) for a, b in zip(before, critic_extractor.encoder.parameters(), strict=True)
+    )
     if not share:
         assert not actor_extractor.aux_enabled
         assert actor_extractor.pop_metrics()["aux_updates"] == 0
@@ -102,10 +104,18 @@ def test_sac_td3_train_the_critic_encoder_or_the_shared_one(algo: type[BaseAlgor
 
 @pytest.mark.parametrize(
     ("plain", "relic_cls", "continuous", "kwargs"),
-    [(PPO, ReLICPPO, True, CASES[0][2]), (DQN, ReLICDQN, False, CASES[2][2]), (A2C, ReLICA2C, True, CASES[1][2])],
+    [
+        (PPO, ReLICPPO, True, CASES[0][2]),
+        (DQN, ReLICDQN, False, CASES[2][2]),
+        (A2C, ReLICA2C, True, CASES[1][2]),
+    ],
 )
 def test_save_load_round_trip_restores_f_g_h_and_optimizer(
-    plain: type[BaseAlgorithm], relic_cls: type[BaseAlgorithm], continuous: bool, kwargs: dict[str, Any], tmp_path: Path
+    plain: type[BaseAlgorithm],
+    relic_cls: type[BaseAlgorithm],
+    continuous: bool,
+    kwargs: dict[str, Any],
+    tmp_path: Path,
 ) -> None:
     model = make(relic_cls, continuous, kwargs)
     model.learn(total_timesteps=120)
@@ -146,7 +156,9 @@ def test_drop_in_path_with_callback_logs_relic_metrics(tmp_path: Path) -> None:
         n_epochs=1,
         seed=0,
         device="cpu",
-        policy_kwargs=dict(features_extractor_class=ReLICExtractor, features_extractor_kwargs=dict(config=ReLICConfig())),
+        policy_kwargs=dict(
+            features_extractor_class=ReLICExtractor, features_extractor_kwargs=dict(config=ReLICConfig())
+        ),
     )
     model.set_logger(configure(str(tmp_path), ["csv"]))
     model.learn(total_timesteps=96, callback=ReLICCallback())

@@ -40,6 +40,8 @@ FACTORIES: dict[str, Callable[[], Augmentation]] = {
     "identity": Identity,
     "compose": lambda: make_augmentation("shift,intensity"),
     "compose_all": lambda: make_augmentation("crop,jitter(0.4,0.4,0.4,0.1),gray(0.5),cutout,shift"),
+    # Steps that return their input first: the later in-place steps must still not touch it.
+    "compose_noop_first": lambda: make_augmentation("none,shift(0),intensity,cutout"),
 }
 RANDOM = [name for name in FACTORIES if name != "identity"]
 SHAPES = [(8, 2, 64, 64), (4, 12, 84, 84), (5, 3, 40, 40)]
@@ -331,6 +333,26 @@ def test_jitter_contrast_keeps_frame_means() -> None:
     assert spread.min() >= 0.6 - 1e-4 and spread.max() <= 1.4 + 1e-4 and spread.std() > 0.05
 
 
+def test_jitter_saturation_clamps_vivid_colours() -> None:
+    x = torch.zeros(16, 3, 8, 8)
+    x[:, 0] = 0.95  # saturated red: raising saturation pushes red above 1 and blue below 0
+    x[:, 2] = 0.05
+    out = ColorJitter(0.0, 0.0, 1.0, 0.0)(x, generator=seeded())
+    assert out.min() >= 0.0 and out.max() <= 1.0
+    assert not torch.equal(out, x)
+
+
+def test_jitter_contrast_blends_rgb_with_mean_luma() -> None:
+    # Colour channels with different means: per-channel means would give another result.
+    x = images((8, 6, 16, 16)) * 0.3 + torch.tensor([0.45, 0.35, 0.25] * 2).view(1, 6, 1, 1)
+    out = ColorJitter(0.0, 0.4, 0.0, 0.0)(x, generator=seeded())
+    frames, out_frames = x.view(8, 2, 3, 16, 16), out.view(8, 2, 3, 16, 16)
+    factor = out_frames.std(dim=(2, 3, 4), keepdim=True) / frames.std(dim=(2, 3, 4), keepdim=True)
+    luma = 0.299 * frames[:, :, 0] + 0.587 * frames[:, :, 1] + 0.114 * frames[:, :, 2]
+    mean = luma.mean(dim=(2, 3)).view(8, 2, 1, 1, 1)
+    assert torch.allclose(out_frames, mean + factor * (frames - mean), atol=1e-5)
+
+
 def test_jitter_hue_keeps_gray_pixels_and_luma() -> None:
     gray = images((8, 1, 10, 10)).repeat(1, 3, 1, 1)
     assert torch.allclose(ColorJitter(0.0, 0.0, 0.0, 0.5)(gray, generator=seeded()), gray, atol=1e-5)
@@ -394,12 +416,20 @@ def test_compose_applies_in_order_and_shares_the_generator() -> None:
     assert torch.equal(Compose([])(x), x)
 
 
-def test_compose_supports_autograd() -> None:
-    # In-place steps must be skipped when the images require grad.
+def test_compose_gradients_match_step_by_step() -> None:
+    # Compose may run later steps in place; gradients must equal those of separate calls.
     x = images((4, 6, 20, 20)).requires_grad_()
-    out = make_augmentation("shift,intensity,jitter,cutout(1)")(x, generator=seeded())
-    out.sum().backward()
-    assert x.grad is not None and x.grad.abs().sum() > 0
+    weights = torch.rand(4, 6, 20, 20, generator=seeded(1))
+    pipeline = make_augmentation("crop,shift,intensity,jitter(0.4,0.4,0.4,0.1),cutout(1)")
+    (pipeline(x, generator=seeded()) * weights).sum().backward()
+    assert x.grad is not None
+    composed_grad, x.grad = x.grad, None
+    gen, y = seeded(), x
+    for step in pipeline:
+        y = step(y, generator=gen)
+    (y * weights).sum().backward()
+    assert x.grad is not None and composed_grad.abs().sum() > 0
+    assert torch.allclose(composed_grad, x.grad)
 
 
 def test_compose_validates_its_argument() -> None:

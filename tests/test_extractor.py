@@ -21,7 +21,9 @@ IMG_SPACE = gym.spaces.Box(0, 255, (3, 40, 40), np.uint8)
 
 
 def relic_kwargs(**config: Any) -> dict[str, Any]:
-    return dict(features_extractor_class=ReLICExtractor, features_extractor_kwargs=dict(config=ReLICConfig(**config)))
+    return dict(
+        features_extractor_class=ReLICExtractor, features_extractor_kwargs=dict(config=ReLICConfig(**config))
+    )
 
 
 def record_views(extractor: ReLICExtractor) -> list[torch.Tensor]:
@@ -164,7 +166,14 @@ def test_disabled_aux_trains_exactly_like_plain_sb3(switch: dict[str, Any]) -> N
     def run(policy_kwargs: dict[str, Any] | None) -> list[torch.Tensor]:
         env = image_vec_env(n_envs=2, continuous=True)
         model = PPO(
-            "CnnPolicy", env, n_steps=16, batch_size=16, n_epochs=2, seed=3, device="cpu", policy_kwargs=policy_kwargs
+            "CnnPolicy",
+            env,
+            n_steps=16,
+            batch_size=16,
+            n_epochs=2,
+            seed=3,
+            device="cpu",
+            policy_kwargs=policy_kwargs,
         )
         model.learn(total_timesteps=64)
         return [p.detach().clone() for p in model.policy.parameters()]
@@ -257,7 +266,16 @@ def test_momentum_zero_copies_and_one_freezes(momentum: float) -> None:
 
 def test_target_is_never_in_an_optimizer_and_gets_no_gradient() -> None:
     env = image_vec_env(n_envs=2, continuous=True)
-    model = PPO("CnnPolicy", env, n_steps=16, batch_size=16, n_epochs=1, seed=0, device="cpu", policy_kwargs=relic_kwargs())
+    model = PPO(
+        "CnnPolicy",
+        env,
+        n_steps=16,
+        batch_size=16,
+        n_epochs=1,
+        seed=0,
+        device="cpu",
+        policy_kwargs=relic_kwargs(),
+    )
     model.learn(total_timesteps=32)
     extractor = model.policy.features_extractor
     assert extractor.target_encoder is not None and extractor.target_critic is not None
@@ -375,7 +393,15 @@ def test_metrics_are_averaged_and_reset_on_read() -> None:
         extractor(torch.rand(8, 3, 40, 40))
     metrics = extractor.pop_metrics()
     assert metrics["aux_updates"] == 3
-    for key in ("loss", "contrastive", "invariance", "accuracy", "positive_cosine", "negative_cosine", "ema_distance"):
+    for key in (
+        "loss",
+        "contrastive",
+        "invariance",
+        "accuracy",
+        "positive_cosine",
+        "negative_cosine",
+        "ema_distance",
+    ):
         assert np.isfinite(metrics[key]), key
     assert 0.0 <= metrics["accuracy"] <= 1.0
     # Right after the first update h is a copy of f.
@@ -387,7 +413,9 @@ def test_metrics_are_averaged_and_reset_on_read() -> None:
 class TinyEncoder(nn.Module):
     def __init__(self, channels: int) -> None:
         super().__init__()
-        self.net = nn.Sequential(nn.Conv2d(channels, 8, 3, stride=2), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten())
+        self.net = nn.Sequential(
+            nn.Conv2d(channels, 8, 3, stride=2), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten()
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -442,7 +470,16 @@ def test_subclass_trains_in_sb3() -> None:
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_everything_follows_the_policy_device_on_cuda() -> None:
     env = image_vec_env(n_envs=2, continuous=True)
-    model = PPO("CnnPolicy", env, n_steps=16, batch_size=16, n_epochs=1, seed=0, device="cuda", policy_kwargs=relic_kwargs())
+    model = PPO(
+        "CnnPolicy",
+        env,
+        n_steps=16,
+        batch_size=16,
+        n_epochs=1,
+        seed=0,
+        device="cuda",
+        policy_kwargs=relic_kwargs(),
+    )
     model.learn(total_timesteps=32)
     extractor = model.policy.features_extractor
     assert all(t.is_cuda for t in extractor.target_encoder.buffers())
