@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from stable_baselines3 import A2C, DQN, PPO, SAC, TD3
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import Logger
@@ -77,6 +78,35 @@ def configure_relic(policy: nn.Module) -> None:
         extractor = getattr(owner, "features_extractor", None)
         if isinstance(extractor, ReLICExtractor) and extractor is not critic.features_extractor:
             extractor.aux_enabled = False
+    if isinstance(critic.features_extractor, ReLICExtractor):
+        _skip_aux_for_actor_loss(critic)
+
+
+def _skip_aux_for_actor_loss(critic: nn.Module) -> None:
+    """Compute the critic's auxiliary loss only in the critic loss, not in SAC's actor loss.
+
+    SAC's actor loss evaluates the critic (with gradient when the extractor is not shared)
+    on actions that carry gradient; the critic loss uses replay actions that do not. The
+    auxiliary gradient of that second call would only reach critic parameters whose
+    gradients SB3 discards, so skipping it changes no update and saves its compute.
+    """
+    extractor = critic.features_extractor
+    if getattr(critic, "_relic_actor_loss_guard", False) or not isinstance(extractor, ReLICExtractor):
+        return
+    original = critic.forward
+
+    def forward(obs: Any, actions: torch.Tensor) -> Any:
+        if not actions.requires_grad:
+            return original(obs, actions)
+        enabled = extractor.aux_enabled
+        extractor.aux_enabled = False
+        try:
+            return original(obs, actions)
+        finally:
+            extractor.aux_enabled = enabled
+
+    critic.forward = forward
+    critic._relic_actor_loss_guard = True  # type: ignore[assignment]
 
 
 def record_relic_metrics(policy: nn.Module, logger: Logger) -> dict[str, float]:
@@ -179,6 +209,8 @@ class ReLICSAC(_ReLICMixin, SAC):
 
 class ReLICTD3(_ReLICMixin, TD3):
     """TD3 with the ReLIC auxiliary loss; with separate encoders it trains the critic's (CURL)."""
+
+    _nature_net_arch = [256, 256]
 
 
 ALGORITHMS: dict[str, type] = {

@@ -47,7 +47,8 @@ class _RideAlong(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, features: torch.Tensor, aux: torch.Tensor) -> torch.Tensor:
-        return features.view_as(features)
+        # A copy, not a view, so that callers may modify the features in place.
+        return features.clone()
 
     @staticmethod
     def backward(ctx: Any, grad_features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -61,12 +62,15 @@ def _buffers_only(module: nn.Module) -> nn.Module:
     A target network stored this way is saved in ``state_dict``, moves with ``.to()``,
     but is invisible to ``parameters()``, so no optimizer can ever hold it.
     """
+    converted: dict[int, torch.Tensor] = {}  # tied parameters stay tied
     for sub in module.modules():
         for name, param in list(sub._parameters.items()):
             if param is None:
                 continue
             del sub._parameters[name]
-            sub.register_buffer(name, param.detach().clone())
+            if id(param) not in converted:
+                converted[id(param)] = param.detach().clone()
+            sub.register_buffer(name, converted[id(param)])
     module.requires_grad_(False)
     return module
 
@@ -189,8 +193,9 @@ class ReLICExtractor(BaseFeaturesExtractor):
         self.target_critic: nn.Module | None = None
         if not config.active:
             return
-        # A forked RNG keeps the global stream where plain SB3 would have it, so the policy
-        # heads built after the extractor start from the same weights with or without ReLIC.
+        # A forked RNG keeps the global stream where plain SB3 would have it, so the layers
+        # built after the extractor start from the same weights with or without ReLIC (true for
+        # DQN/SAC/TD3; PPO/A2C's orthogonal init re-draws every submodule, g included).
         with torch.random.fork_rng(devices=[]):
             self.critic = self.build_critic(features_dim)
         self.target_encoder = _buffers_only(copy.deepcopy(self.encoder)).eval()
@@ -264,8 +269,10 @@ class ReLICExtractor(BaseFeaturesExtractor):
         features = self.encoder(observations)
         # A view equal to the observations (an identity augmentation) reuses the RL features:
         # the same function of the same input, one encoder pass fewer. (Separate encoder calls
-        # are also faster on CPU than one call on the concatenated batch.)
-        if torch.equal(views[0], observations):
+        # are also faster on CPU than one call on the concatenated batch.) The default augment
+        # guarantees it with clean_view; an overridden augment is checked.
+        default_clean = self.config.clean_view and type(self).augment is ReLICExtractor.augment
+        if default_clean or torch.equal(views[0], observations):
             rest = self.encoder(views[1:].reshape((n_views - 1) * batch, *image_shape))
             encoded = torch.cat([features, rest])
         else:
@@ -284,35 +291,39 @@ class ReLICExtractor(BaseFeaturesExtractor):
         return critic(self.target_encoder(images))
 
     # ----------------------------------------------------------------- EMA target
-    def _paired_tensors(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        """(online, target) tensors in matching order: f's params and buffers, then g's."""
+    def _paired_tensors(
+        self,
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
+        """Online and target tensors in matching order: (f, g) parameters, then (f, g) buffers."""
         pairs: list[tuple[nn.Module, nn.Module]] = []
         if self.target_encoder is not None:
             pairs.append((self.encoder, self.target_encoder))
         if self.target_critic is not None and self.critic is not None:
             pairs.append((self.critic, self.target_critic))
-        online: list[torch.Tensor] = []
-        target: list[torch.Tensor] = []
+        params: tuple[list[torch.Tensor], list[torch.Tensor]] = ([], [])
+        buffers: tuple[list[torch.Tensor], list[torch.Tensor]] = ([], [])
         for src, dst in pairs:
             dst_tensors = dict(dst.named_buffers())
-            for name, tensor in [*src.named_parameters(), *src.named_buffers()]:
-                online.append(tensor.detach())
-                target.append(dst_tensors[name])
-        return online, target
+            for name, param in src.named_parameters():
+                params[0].append(param.detach())
+                params[1].append(dst_tensors[name])
+            for name, buffer in src.named_buffers():
+                buffers[0].append(buffer)
+                buffers[1].append(dst_tensors[name])
+        return params[0], params[1], buffers[0], buffers[1]
 
     @torch.no_grad()
     def update_target(self, momentum: float | None = None) -> None:
-        """``h <- m h + (1 - m) f`` for parameters; buffers (e.g. BatchNorm stats) are copied."""
+        """``h <- m h + (1 - m) f`` for parameters; buffers (e.g. BatchNorm statistics) are copied.
+
+        :param momentum: m; defaults to ``config.target_momentum``.
+        """
         m = self.config.target_momentum if momentum is None else momentum
-        online, target = self._paired_tensors()
-        float_pairs = [(o, t) for o, t in zip(online, target, strict=True) if t.is_floating_point()]
-        for o, t in zip(online, target, strict=True):
-            if not t.is_floating_point():
-                t.copy_(o)
-        if not float_pairs:
+        src, dst, src_buffers, dst_buffers = self._paired_tensors()
+        if src_buffers:
+            torch._foreach_copy_(dst_buffers, src_buffers)
+        if not src:
             return
-        src = [o for o, _ in float_pairs]
-        dst = [t for _, t in float_pairs]
         if m == 0.0:
             torch._foreach_copy_(dst, src)
         elif m < 1.0:
@@ -320,6 +331,8 @@ class ReLICExtractor(BaseFeaturesExtractor):
             torch._foreach_add_(dst, src, alpha=1.0 - m)
 
     def _ensure_target_initialized(self) -> None:
+        # Copies made by deepcopy or unpickling skip __init__; (re-)registering is idempotent.
+        _REGISTRY.add(self)
         if not bool(self.target_initialized):
             self.update_target(momentum=0.0)
             self.target_initialized.fill_(True)

@@ -106,8 +106,9 @@ def pair_log_probs(online: torch.Tensor, target: torch.Tensor, temperature: floa
     """
     n_views = online.shape[0]
     # Only the V (V - 1) pairs of distinct views: logits[p, i, j] = <online[l, i], target[k, j]> / tau.
-    off_diag = ~torch.eye(n_views, dtype=torch.bool, device=online.device)
-    l_idx, k_idx = off_diag.nonzero(as_tuple=True)
+    pairs = [(a, b) for a in range(n_views) for b in range(n_views) if a != b]
+    l_idx = torch.tensor([a for a, _ in pairs], device=online.device)
+    k_idx = torch.tensor([b for _, b in pairs], device=online.device)
     logits = torch.bmm(online[l_idx], target[k_idx].transpose(1, 2)) / temperature
     return torch.log_softmax(logits, dim=-1)
 
@@ -115,13 +116,14 @@ def pair_log_probs(online: torch.Tensor, target: torch.Tensor, temperature: floa
 def _kl_all_pairs(log_p: torch.Tensor) -> torch.Tensor:
     """Mean of KL(p_a[i] || p_b[i]) over ordered pairs a != b and rows i. ``log_p``: [P, N, N].
 
-    Summed over all ordered pairs the KLs collapse to elementwise terms:
-    sum_{a != b} KL(a || b) = sum_j [P sum_a p_a log p_a - (sum_a p_a)(sum_b log p_b)]
-    (the a == b terms cancel), which avoids a [P, P, N, N] intermediate.
+    Summed over all ordered pairs the KLs collapse to elementwise terms (the a == b terms
+    are zero): sum_{a != b} KL(a || b) = P sum_a sum_j p_a (log p_a - mean_b log p_b).
+    This avoids a [P, P, N, N] intermediate; centring the log-probabilities before the
+    product keeps float32 cancellation small when the distributions are close.
     """
     n_pairs, n_rows, _ = log_p.shape
     p = log_p.exp()
-    total = n_pairs * (p * log_p).sum() - (p.sum(0) * log_p.sum(0)).sum()
+    total = n_pairs * (p * (log_p - log_p.mean(0))).sum()
     return total / (n_pairs * (n_pairs - 1) * n_rows)
 
 

@@ -193,3 +193,43 @@ def test_non_relic_extractor_with_relic_class_is_an_error() -> None:
 def test_relic_keyword_with_other_policy_is_an_error() -> None:
     with pytest.raises(ValueError, match="only applies to policy='CnnPolicy'"):
         ReLICPPO("MlpPolicy", image_vec_env(), relic=ReLICConfig())
+
+
+@pytest.mark.parametrize(
+    ("plain", "relic_cls", "continuous", "kwargs"),
+    [
+        (PPO, ReLICPPO, True, CASES[0][2]),
+        (A2C, ReLICA2C, True, CASES[1][2]),
+        (DQN, ReLICDQN, False, CASES[2][2]),
+        (SAC, ReLICSAC, True, CASES[3][2]),
+        (TD3, ReLICTD3, True, CASES[4][2]),
+    ],
+)
+def test_disabled_relic_class_trains_exactly_like_the_plain_algorithm(
+    plain: type[BaseAlgorithm], relic_cls: type[BaseAlgorithm], continuous: bool, kwargs: dict[str, Any]
+) -> None:
+    def run(model: BaseAlgorithm) -> list[torch.Tensor]:
+        model.learn(total_timesteps=96)
+        return [p.detach().clone() for p in model.policy.parameters()]
+
+    reference = run(make(plain, continuous, kwargs))
+    relic = run(make(relic_cls, continuous, kwargs, relic=ReLICConfig(enabled=False)))
+    assert len(reference) == len(relic)
+    for a, b in zip(reference, relic, strict=True):
+        assert a.shape == b.shape and torch.equal(a, b)
+
+
+def test_sac_computes_the_aux_loss_once_per_gradient_step() -> None:
+    model = make(ReLICSAC, True, dict(OFF_POLICY, learning_starts=10_000))
+    model.learn(total_timesteps=30)
+    extractor = model.policy.critic.features_extractor
+    calls: list[int] = []
+    original = extractor.relic_loss
+
+    def counting(online: torch.Tensor, target: torch.Tensor) -> Any:
+        calls.append(online.shape[1])
+        return original(online, target)
+
+    extractor.relic_loss = counting  # type: ignore[method-assign]
+    model.train(gradient_steps=3, batch_size=16)
+    assert calls == [16, 16, 16]

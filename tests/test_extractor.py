@@ -484,3 +484,68 @@ def test_everything_follows_the_policy_device_on_cuda() -> None:
     extractor = model.policy.features_extractor
     assert all(t.is_cuda for t in extractor.target_encoder.buffers())
     assert extractor.pop_metrics()["aux_updates"] > 0
+
+
+# --------------------------------------------------------------------------- target details
+class BatchNormExtractor(ReLICExtractor):
+    def build_encoder(self, observation_space: gym.spaces.Box) -> nn.Module:
+        return nn.Sequential(
+            nn.Conv2d(observation_space.shape[0], 4, 3, stride=2),
+            nn.BatchNorm2d(4),
+            nn.ReLU(),
+            nn.Flatten(),
+            nn.LazyLinear(16),
+        )
+
+
+def test_ema_averages_parameters_and_copies_buffers() -> None:
+    extractor = BatchNormExtractor(IMG_SPACE, config=ReLICConfig(target_momentum=0.9))
+    extractor.train()
+    extractor(torch.rand(8, 3, 40, 40))  # initialises h = f
+    extractor(torch.rand(8, 3, 40, 40) * 0.5)  # moves f's BatchNorm statistics only
+    online_bn, target_bn = extractor.encoder[1], extractor.target_encoder[1]  # type: ignore[index]
+    assert not torch.equal(online_bn.running_var, target_bn.running_var)
+    h_weight = target_bn.weight.clone()
+    extractor.update_target()
+    assert torch.equal(target_bn.running_var, online_bn.running_var)
+    assert torch.equal(target_bn.running_mean, online_bn.running_mean)
+    assert torch.equal(target_bn.num_batches_tracked, online_bn.num_batches_tracked)
+    torch.testing.assert_close(target_bn.weight, 0.9 * h_weight + 0.1 * online_bn.weight.detach())
+
+
+class TiedExtractor(ReLICExtractor):
+    def build_encoder(self, observation_space: gym.spaces.Box) -> nn.Module:
+        first = nn.Linear(4, 4)
+        second = nn.Linear(4, 4)
+        second.weight = first.weight  # tied
+        return nn.Sequential(nn.AdaptiveAvgPool2d(2), nn.Flatten(1), nn.Linear(12, 4), first, second)
+
+
+def test_tied_parameters_stay_tied_in_the_target() -> None:
+    extractor = TiedExtractor(IMG_SPACE)
+    target = extractor.target_encoder
+    assert target is not None
+    assert target[3].weight is target[4].weight  # type: ignore[index]
+    with torch.no_grad():
+        extractor.encoder[3].weight.add_(1.0)  # type: ignore[index]
+    extractor.update_target(momentum=0.0)
+    assert torch.equal(target[4].weight, extractor.encoder[4].weight)  # type: ignore[index]
+
+
+def test_deep_copied_extractor_still_updates_its_target() -> None:
+    extractor = ReLICExtractor(IMG_SPACE, config=ReLICConfig(features_dim=32))
+    clone = copy.deepcopy(extractor)
+    clone.train()
+    optimizer = torch.optim.SGD(clone.parameters(), lr=0.1)
+    clone(torch.rand(4, 3, 40, 40)).sum().backward()
+    optimizer.step()
+    assert clone.pop_metrics()["ema_updates"] == 1
+    assert extractor.pop_metrics()["ema_updates"] == 0
+
+
+def test_features_can_be_modified_in_place_by_the_caller() -> None:
+    extractor = ReLICExtractor(IMG_SPACE, config=ReLICConfig(features_dim=32))
+    extractor.train()
+    features = extractor(torch.rand(4, 3, 40, 40))
+    features.mul_(2.0).sum().backward()
+    assert extractor.critic is not None and next(extractor.critic.parameters()).grad is not None

@@ -1,0 +1,356 @@
+"""Training callbacks of the CLI: evaluation, atomic checkpoints, a non-finite guard, a progress bar.
+
+All periodic work is keyed to *crossings* of multiples of a frequency by
+``model.num_timesteps`` (env steps summed over envs), never to call counts, so an
+interrupted and resumed run does it at the same timesteps as an uninterrupted one.
+
+Checkpoints are taken at the start of a rollout: the policy has just been updated and no
+transition of the next rollout has been collected, so a checkpoint's ``num_timesteps`` is
+always a rollout boundary and a resumed run keeps the original rollout boundaries (and
+with them its final timestep and number of evaluations).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import sys
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+import torch
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.vec_env import VecEnv, sync_envs_normalization
+
+from relic_rl.runs import EvaluationLog, RunStatus, atomic_write, checkpoint_paths, write_status
+
+#: Logger keys whose values the non-finite guard checks.
+GUARDED_PREFIXES = ("train/", "relic/")
+
+
+class NonFiniteError(RuntimeError):
+    """Training produced NaN/inf losses, metrics or parameters.
+
+    :param step: ``model.num_timesteps`` when it was detected.
+    :param bad: the non-finite logged values.
+    :param parameters: names of non-finite policy parameters (at most a few).
+    :param metrics: every guarded value logged by the last update.
+    :param detail: what else reported the problem (e.g. torch refusing a NaN distribution parameter).
+    """
+
+    def __init__(
+        self,
+        step: int,
+        bad: dict[str, float],
+        parameters: list[str],
+        metrics: dict[str, float],
+        detail: str | None = None,
+    ) -> None:
+        self.step = step
+        self.bad = bad
+        self.parameters = parameters
+        self.metrics = metrics
+        parts = []
+        if detail:
+            parts.append(f"non-finite values in the policy's outputs ({detail})")
+        if bad:
+            parts.append("non-finite values " + ", ".join(f"{k}={v}" for k, v in sorted(bad.items())))
+        if parameters:
+            parts.append("non-finite policy parameters (" + ", ".join(parameters) + ")")
+        last = ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(metrics.items())) or "none logged yet"
+        super().__init__(
+            f"Training diverged at step {step}: {' and '.join(parts)}. Last metrics: {last}. Try a lower "
+            "learning_rate or relic aux_weight (--aux-weight), or a higher temperature."
+        )
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.4g}" if math.isfinite(value) else str(value)
+
+
+def non_finite_parameters(model: BaseAlgorithm, limit: int = 5) -> list[str]:
+    """Names of (up to ``limit``) policy parameters holding NaN or inf."""
+    bad = []
+    with torch.no_grad():
+        for name, param in model.policy.named_parameters():
+            if not bool(torch.isfinite(param).all()):
+                bad.append(name)
+                if len(bad) >= limit:
+                    break
+    return bad
+
+
+def non_finite_error_from(
+    error: ValueError, model: BaseAlgorithm, metrics: dict[str, float]
+) -> NonFiniteError | None:
+    """The :class:`NonFiniteError` behind ``error``, or None when ``error`` is something else.
+
+    A diverging update usually surfaces inside SB3 as a ``ValueError`` from
+    ``torch.distributions`` ("... found invalid values") on the next forward pass, before any
+    loss is logged; this recognises it (or non-finite parameters) so the run fails cleanly.
+    """
+    first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    parameters = non_finite_parameters(model)
+    if not parameters and "invalid values" not in str(error) and "nan" not in first_line.lower():
+        return None
+    detail = first_line if len(first_line) <= 200 else first_line[:197] + "..."
+    return NonFiniteError(model.num_timesteps, {}, parameters, metrics, detail=detail)
+
+
+class NonFiniteGuard(BaseCallback):
+    """Stop training when the last update logged NaN/inf or left non-finite parameters.
+
+    It checks at the start of every rollout, i.e. after each ``train()`` and before the
+    policy acts again, and raises :class:`NonFiniteError` out of ``model.learn``. Call
+    :meth:`check` once more after ``learn`` returns for the last update.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.last_metrics: dict[str, float] = {}
+
+    def _on_rollout_start(self) -> None:
+        self.check()
+
+    def _on_step(self) -> bool:
+        return True
+
+    def check(self) -> None:
+        """Raise :class:`NonFiniteError` if the latest logged values or the parameters are not finite."""
+        values = {
+            key: float(value)
+            for key, value in self.model.logger.name_to_value.items()
+            if key.startswith(GUARDED_PREFIXES) and isinstance(value, numbers.Real)
+        }
+        bad = {k: v for k, v in values.items() if not math.isfinite(v)}
+        parameters = non_finite_parameters(self.model)
+        if bad or parameters:
+            raise NonFiniteError(self.model.num_timesteps, bad, parameters, values or self.last_metrics)
+        if values:
+            self.last_metrics = values
+
+
+def save_model_atomically(model: BaseAlgorithm, model_path: Path, vecnormalize_path: Path | None) -> None:
+    """Save the model (and its VecNormalize statistics) via temporary files and renames.
+
+    The statistics are written first, so whenever the model file exists its statistics do too.
+    """
+    vec_normalize = model.get_vec_normalize_env()
+    if vec_normalize is not None and vecnormalize_path is not None:
+        atomic_write(vecnormalize_path, lambda tmp: vec_normalize.save(str(tmp)))
+    # SB3 appends ".zip" only to suffix-less paths; the ".tmp" suffix keeps the name as given.
+    atomic_write(model_path, lambda tmp: model.save(tmp))
+
+
+class CheckpointCallback(BaseCallback):
+    """Save ``checkpoints/model_<T>_steps.zip`` (+ VecNormalize) every ``freq`` env steps.
+
+    The check runs at the start of each rollout (see the module docstring). A checkpoint is
+    never written with non-finite parameters, and ``status.yaml`` is updated after each.
+
+    :param run_dir: the run folder.
+    :param freq: checkpoint when ``num_timesteps`` crosses a multiple of this.
+    :param total_timesteps: the run's budget (for ``status.yaml``).
+    :param start_timesteps: ``num_timesteps`` at which this training segment starts.
+    """
+
+    def __init__(self, run_dir: Path, freq: int, total_timesteps: int, start_timesteps: int = 0) -> None:
+        super().__init__()
+        self.run_dir = run_dir
+        self.freq = freq
+        self.total_timesteps = total_timesteps
+        self._done_index = start_timesteps // freq
+        #: ``num_timesteps`` at the start of the current rollout, and whether it is being collected.
+        self.rollout_start = start_timesteps
+        self.collecting = False
+        self.last_saved: int | None = None
+
+    def _on_rollout_start(self) -> None:
+        self.rollout_start = self.model.num_timesteps
+        self.collecting = True
+        index = self.model.num_timesteps // self.freq
+        if index > self._done_index:
+            self._done_index = index
+            self.save(self.model.num_timesteps)
+
+    def _on_rollout_end(self) -> None:
+        self.collecting = False
+
+    def _on_step(self) -> bool:
+        return True
+
+    def resume_point(self) -> int:
+        """Timesteps to record for a checkpoint taken now (on Ctrl-C).
+
+        While a rollout is being collected the policy is still the one of its start (updates
+        happen between rollouts), so the checkpoint is labelled with the rollout's start and
+        the partial rollout is collected again after a resume.
+        """
+        return self.rollout_start if self.collecting else self.model.num_timesteps
+
+    def save(self, timesteps: int) -> Path:
+        """Save a checkpoint labelled ``timesteps`` (the model's counter is set to it for the save)."""
+        parameters = non_finite_parameters(self.model)
+        if parameters:
+            raise NonFiniteError(self.model.num_timesteps, {}, parameters, {})
+        model_path, vecnorm_path = checkpoint_paths(self.run_dir, timesteps)
+        current = self.model.num_timesteps
+        self.model.num_timesteps = timesteps
+        try:
+            save_model_atomically(self.model, model_path, vecnorm_path)
+        finally:
+            self.model.num_timesteps = current
+        self.last_saved = timesteps
+        write_status(self.run_dir, RunStatus("running", timesteps, self.total_timesteps))
+        return model_path
+
+
+EvalListener = Callable[[str, int, float, float, list[float]], None]
+
+
+class EvaluationCallback(BaseCallback):
+    """Evaluate the policy on a separate env every ``freq`` env steps; log and append to a CSV.
+
+    Like SB3's ``EvalCallback`` but writing ``evaluations.csv`` (``timesteps, mean_reward,
+    std_reward, episode_rewards``) and logging ``<prefix>/mean_reward``,
+    ``<prefix>/std_reward`` and ``<prefix>/mean_ep_length``. Returns are the Monitor's, i.e.
+    the game's own episode returns before any reward normalisation or clipping.
+
+    :param eval_env: the evaluation VecEnv (VecNormalize with ``training=False`` when the
+        training env is normalised; its statistics are synced before every evaluation).
+    :param log: the CSV writer.
+    :param prefix: logger prefix, ``"eval"`` or ``"eval_randomized"``.
+    :param freq: evaluate when ``num_timesteps`` crosses a multiple of this.
+    :param n_episodes: episodes per evaluation.
+    :param deterministic: act with the deterministic policy.
+    :param start_timesteps: ``num_timesteps`` at which this training segment starts.
+    :param last_timesteps: timesteps of the last row already in the CSV (after a resume).
+    :param listener: called with ``(prefix, timesteps, mean, std, returns)`` after each evaluation.
+    """
+
+    def __init__(
+        self,
+        eval_env: VecEnv,
+        log: EvaluationLog,
+        prefix: str,
+        freq: int,
+        n_episodes: int,
+        deterministic: bool = True,
+        start_timesteps: int = 0,
+        last_timesteps: int | None = None,
+        listener: EvalListener | None = None,
+    ) -> None:
+        super().__init__()
+        self.eval_env = eval_env
+        self.log = log
+        self.prefix = prefix
+        self.freq = freq
+        self.n_episodes = n_episodes
+        self.deterministic = deterministic
+        self._done_index = start_timesteps // freq
+        self.last_timesteps = last_timesteps
+        self.listener = listener
+
+    def _on_step(self) -> bool:
+        index = self.num_timesteps // self.freq
+        if index > self._done_index:
+            self._done_index = index
+            self.evaluate()
+        return True
+
+    def evaluate(self) -> tuple[float, float]:
+        """Run one evaluation now; return ``(mean, std)`` of the episode returns."""
+        model = self.model
+        train_env = model.get_env()
+        if train_env is not None:
+            sync_envs_normalization(train_env, self.eval_env)
+        returns, lengths = evaluate_policy(
+            model,
+            self.eval_env,
+            n_eval_episodes=self.n_episodes,
+            deterministic=self.deterministic,
+            return_episode_rewards=True,
+            warn=False,
+        )
+        rewards = [float(r) for r in np.asarray(returns).reshape(-1)]
+        timesteps = int(model.num_timesteps)
+        mean, std = self.log.append(timesteps, rewards)
+        self.last_timesteps = timesteps
+        logger = model.logger
+        logger.record(f"{self.prefix}/mean_reward", mean)
+        logger.record(f"{self.prefix}/std_reward", std)
+        logger.record(f"{self.prefix}/mean_ep_length", float(np.mean(np.asarray(lengths, dtype=float))))
+        logger.dump(timesteps)
+        if self.listener is not None:
+            self.listener(self.prefix, timesteps, mean, std, rewards)
+        return mean, std
+
+
+class ProgressBarCallback(BaseCallback):
+    """A rich progress bar over the run's whole budget, with steps/s and ETA (tqdm.rich).
+
+    Unlike SB3's own bar it starts at the resumed timestep and counts to the run's total.
+
+    :param total_timesteps: the run's budget.
+    """
+
+    def __init__(self, total_timesteps: int) -> None:
+        super().__init__()
+        self.total_timesteps = total_timesteps
+        self.bar: Any = None
+
+    def _on_training_start(self) -> None:
+        from tqdm import TqdmExperimentalWarning
+        from tqdm.rich import tqdm
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", TqdmExperimentalWarning)
+            self.bar = tqdm(
+                total=self.total_timesteps, initial=self.model.num_timesteps, unit="steps", desc="training"
+            )
+
+    def _on_step(self) -> bool:
+        if self.bar is not None:
+            self.bar.update(max(0, self.model.num_timesteps - self.bar.n))
+        return True
+
+    def set_description(self, text: str) -> None:
+        """Show ``text`` left of the bar (e.g. the last evaluation)."""
+        if self.bar is not None:
+            self.bar.set_description_str(text, refresh=True)
+
+    def close(self) -> None:
+        """Close the bar (also after an exception)."""
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+class StopAfterSteps(BaseCallback):
+    """Raise ``KeyboardInterrupt`` once ``num_timesteps`` reaches ``steps``: a scripted Ctrl-C.
+
+    Used by tests (and handy for trying the interrupt/resume path) through
+    :func:`relic_rl.train.train`'s ``callbacks`` argument.
+
+    :param steps: the timestep at which to interrupt.
+    """
+
+    def __init__(self, steps: int) -> None:
+        super().__init__()
+        self.steps = steps
+
+    def _on_step(self) -> bool:
+        if self.model.num_timesteps >= self.steps:
+            raise KeyboardInterrupt
+        return True
+
+
+def print_line(stream: TextIO | None, text: str) -> None:
+    """Print ``text`` to ``stream`` (stdout by default) and flush, for logs of subprocesses."""
+    out = stream if stream is not None else sys.stdout
+    print(text, file=out, flush=True)

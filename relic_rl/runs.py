@@ -1,0 +1,508 @@
+"""Run folders: the resolved :class:`RunConfig`, atomic files, status, evaluations, checkpoints.
+
+A run folder (``runs/<env>__<algo>-<aux>__seed<k>__<timestamp>/``) holds::
+
+    config.yaml                   RunConfig.to_dict() plus `meta:` (volatile: time, paths, versions)
+    command.txt                   the command line (one more line per resume)
+    status.yaml                   {state, timesteps, total_timesteps, message}, written atomically
+    tb/                           TensorBoard events (SB3 scalars, relic/*, eval/*) and progress*.csv
+    monitor/<rank>.monitor.csv    training episodes (resumed segments: monitor/resume-<k>/)
+    evaluations.csv               timesteps,mean_reward,std_reward,episode_rewards
+    evaluations_randomized.csv    same columns, domain-randomized env (--eval-domain-randomize)
+    checkpoints/model_<T>_steps.zip (+ vecnormalize_<T>_steps.pkl)
+    final_model.zip (+ vecnormalize.pkl)
+
+Every file that another process may read while the run is going (status, config, checkpoints,
+final model) is written to a temporary name and renamed, so readers see the old or the new
+version, never half of one.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import os
+import re
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from relic_rl.agent_config import AgentConfig, as_bool, as_int, as_mapping, parse_agent_config
+from relic_rl.algorithms import ALGORITHMS
+from relic_rl.environments import EnvPreset
+from relic_rl.environments.factory import VEC_ENV_KINDS
+from relic_rl.presets import PresetError, dataclass_from_dict
+
+
+class UsageError(ValueError):
+    """A mistake in what the user asked for; the CLIs print it as one paragraph and exit 2."""
+
+
+# ----------------------------------------------------------------------------- file names
+CONFIG_FILE = "config.yaml"
+COMMAND_FILE = "command.txt"
+STATUS_FILE = "status.yaml"
+EVAL_FILE = "evaluations.csv"
+RANDOMIZED_EVAL_FILE = "evaluations_randomized.csv"
+FINAL_MODEL_FILE = "final_model.zip"
+VECNORMALIZE_FILE = "vecnormalize.pkl"
+CHECKPOINT_DIR = "checkpoints"
+TB_DIR = "tb"
+MONITOR_DIR = "monitor"
+EVAL_HEADER = ("timesteps", "mean_reward", "std_reward", "episode_rewards")
+#: What a run folder holds before training writes anything; resuming a run without a
+#: checkpoint may start over only when nothing else is there.
+STARTUP_FILES = frozenset({CONFIG_FILE, COMMAND_FILE, STATUS_FILE})
+
+RunState = Literal["running", "finished", "failed", "interrupted"]
+RUN_STATES: tuple[str, ...] = ("running", "finished", "failed", "interrupted")
+AUX_CHOICES: tuple[str, ...] = ("relic", "none")
+DEVICE_CHOICES: tuple[str, ...] = ("auto", "cpu", "cuda")
+
+
+# ----------------------------------------------------------------------------- atomic writes
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Call ``write(tmp)`` for a temporary file beside ``path``, then rename it to ``path``.
+
+    The rename is atomic on POSIX and Windows (``os.replace``), so a reader or a crash never
+    leaves a half-written ``path``; a failed ``write`` removes the temporary file.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+
+    def write(tmp: Path) -> None:
+        tmp.write_text(text, encoding="utf-8")
+
+    atomic_write(path, write)
+
+
+def dump_yaml(data: Any) -> str:
+    """YAML text in block style with keys in the given order."""
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False, allow_unicode=True)
+
+
+def read_yaml_mapping(path: Path, what: str) -> dict[str, Any]:
+    """Read a YAML mapping, raising UsageError with ``what`` in the message."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"{path} does not exist ({what}).") from None
+    except (OSError, yaml.YAMLError) as e:
+        raise UsageError(f"{path} cannot be read ({what}): {e}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{path} is not a YAML mapping ({what}).")
+    return data
+
+
+# ----------------------------------------------------------------------------- RunConfig
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that determines a training run (no paths, times or versions: see ``meta``).
+
+    :param env_id: gymnasium env id (``module:EnvId`` allowed).
+    :param algo: key of :data:`relic_rl.algorithms.ALGORITHMS`.
+    :param aux: ``"relic"`` or ``"none"`` (the same pipeline with the auxiliary loss disabled).
+    :param seed: seed of the model and the training envs (evaluation envs use ``seed + 10_000``
+        and ``seed + 20_000``).
+    :param vec_env: ``"dummy"`` or ``"subproc"``.
+    :param device: ``"auto"``, ``"cpu"`` or ``"cuda"`` as requested.
+    :param extractor: ``module:Class`` of a ReLICExtractor subclass, or None for the default.
+    :param eval_domain_randomize: also evaluate on the env with ``domain_randomize=True``.
+    :param agent_preset: the ``agents/<algo>.yaml`` block the agent config came from.
+    :param env_preset: the resolved env family preset (with any ``frame_stack`` override).
+    :param agent: the resolved agent hyperparameters (with every override applied).
+    """
+
+    env_id: str
+    algo: str
+    aux: str
+    seed: int
+    vec_env: str
+    device: str
+    extractor: str | None
+    eval_domain_randomize: bool
+    agent_preset: str
+    env_preset: EnvPreset
+    agent: AgentConfig
+
+    def __post_init__(self) -> None:
+        if self.algo not in ALGORITHMS:
+            raise UsageError(f"Unknown algorithm {self.algo!r}; choose one of {', '.join(ALGORITHMS)}.")
+        if self.aux not in AUX_CHOICES:
+            raise UsageError(f"aux must be one of {', '.join(AUX_CHOICES)}, got {self.aux!r}.")
+        if self.vec_env not in VEC_ENV_KINDS:
+            raise UsageError(f"vec_env must be one of {', '.join(VEC_ENV_KINDS)}, got {self.vec_env!r}.")
+        if self.device not in DEVICE_CHOICES:
+            raise UsageError(f"device must be one of {', '.join(DEVICE_CHOICES)}, got {self.device!r}.")
+        if self.agent.algo != self.algo:
+            raise UsageError(f"The agent config is for {self.agent.algo}, not {self.algo}.")
+        if self.aux != ("relic" if self.agent.relic.enabled else "none"):
+            raise UsageError(
+                f"aux={self.aux!r} contradicts agent.relic.enabled={self.agent.relic.enabled} "
+                "(--aux none is relic.enabled: false)."
+            )
+
+    @property
+    def total_timesteps(self) -> int:
+        """Training budget in env steps (summed over envs)."""
+        return self.agent.n_timesteps
+
+    @property
+    def n_envs(self) -> int:
+        """Number of parallel training envs."""
+        return self.agent.n_envs
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data: exactly ``config.yaml`` without its ``meta`` key."""
+        env = dataclasses.asdict(self.env_preset)
+        env["match"] = list(self.env_preset.match)
+        env["resize"] = None if self.env_preset.resize is None else list(self.env_preset.resize)
+        return {
+            "env_id": self.env_id,
+            "algo": self.algo,
+            "aux": self.aux,
+            "seed": self.seed,
+            "total_timesteps": self.total_timesteps,
+            "n_envs": self.n_envs,
+            "vec_env": self.vec_env,
+            "device": self.device,
+            "extractor": self.extractor,
+            "eval_domain_randomize": self.eval_domain_randomize,
+            "agent_preset": self.agent_preset,
+            "env_preset": env,
+            "agent": self.agent.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], where: str = CONFIG_FILE) -> RunConfig:
+        """Rebuild from :meth:`to_dict`'s output (a ``meta`` key is ignored); validates everything.
+
+        :raises PresetError: for a malformed or inconsistent mapping.
+        """
+        data = dict(as_mapping(data, where))
+        data.pop("meta", None)
+        required = (
+            "env_id",
+            "algo",
+            "aux",
+            "seed",
+            "vec_env",
+            "device",
+            "extractor",
+            "eval_domain_randomize",
+            "agent_preset",
+            "env_preset",
+            "agent",
+        )
+        derived = ("total_timesteps", "n_envs")
+        missing = [k for k in required if k not in data]
+        unknown = [k for k in data if k not in (*required, *derived)]
+        if missing or unknown:
+            raise PresetError(
+                f"{where}: not a relic-rl run config (missing keys {missing}, unknown keys {unknown})."
+            )
+        algo = str(data["algo"])
+        agent = parse_agent_config(algo, as_mapping(data["agent"], f"{where}.agent"), f"{where}.agent")
+        for key, value in (("total_timesteps", agent.n_timesteps), ("n_envs", agent.n_envs)):
+            if key in data and data[key] != value:
+                raise PresetError(
+                    f"{where}: {key}={data[key]!r} disagrees with agent.{key.replace('total_', 'n_')}."
+                )
+        extractor = data["extractor"]
+        if extractor is not None and not isinstance(extractor, str):
+            raise PresetError(f"{where}.extractor: expected module:Class or null, got {extractor!r}.")
+        try:
+            return cls(
+                env_id=str(data["env_id"]),
+                algo=algo,
+                aux=str(data["aux"]),
+                seed=as_int(data["seed"], f"{where}.seed"),
+                vec_env=str(data["vec_env"]),
+                device=str(data["device"]),
+                extractor=extractor,
+                eval_domain_randomize=as_bool(
+                    data["eval_domain_randomize"], f"{where}.eval_domain_randomize"
+                ),
+                agent_preset=str(data["agent_preset"]),
+                env_preset=dataclass_from_dict(EnvPreset, data["env_preset"], f"{where}.env_preset"),
+                agent=agent,
+            )
+        except UsageError as e:
+            raise PresetError(f"{where}: {e}") from None
+
+
+# ----------------------------------------------------------------------------- status
+@dataclass(frozen=True)
+class RunStatus:
+    """``status.yaml``: where a run stands (read by the ablation runner).
+
+    :param state: ``running``, ``finished``, ``failed`` or ``interrupted``.
+    :param timesteps: env steps done (at the last checkpoint while running).
+    :param total_timesteps: the run's budget.
+    :param message: why it failed or was interrupted, or None.
+    """
+
+    state: str
+    timesteps: int
+    total_timesteps: int
+    message: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The mapping written to ``status.yaml``."""
+        return {
+            "state": self.state,
+            "timesteps": int(self.timesteps),
+            "total_timesteps": int(self.total_timesteps),
+            "message": self.message,
+        }
+
+
+def write_status(run_dir: Path, status: RunStatus) -> None:
+    """Write ``status.yaml`` atomically."""
+    atomic_write_text(run_dir / STATUS_FILE, dump_yaml(status.to_dict()))
+
+
+def read_status(run_dir: Path) -> RunStatus:
+    """Read ``status.yaml``; UsageError if it is missing or malformed."""
+    data = read_yaml_mapping(run_dir / STATUS_FILE, "the run's status")
+    try:
+        state = str(data["state"])
+        if state not in RUN_STATES:
+            raise ValueError(state)
+        return RunStatus(
+            state=state,
+            timesteps=int(data.get("timesteps") or 0),
+            total_timesteps=int(data.get("total_timesteps") or 0),
+            message=data.get("message"),
+        )
+    except (KeyError, TypeError, ValueError):
+        raise UsageError(f"{run_dir / STATUS_FILE} is malformed: {data!r}.") from None
+
+
+# ----------------------------------------------------------------------------- run folders
+def sanitize(text: str) -> str:
+    """``text`` usable as one path component (``ALE/Pong-v5`` -> ``ALE-Pong-v5``)."""
+    return re.sub(r"[^A-Za-z0-9._+-]+", "-", text).strip("-") or "run"
+
+
+def default_run_name(config: RunConfig, now: datetime | None = None) -> str:
+    """``<env>__<algo>-<aux>__seed<k>__<YYYYmmdd-HHMMSS>`` (CleanRL's layout); ``module:`` dropped."""
+    env = config.env_id.split(":", 1)[1] if ":" in config.env_id else config.env_id
+    stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
+    return f"{sanitize(env)}__{config.algo}-{config.aux}__seed{config.seed}__{stamp}"
+
+
+def create_run_dir(log_dir: Path, name: str | None, config: RunConfig) -> Path:
+    """Create the run folder ``log_dir/name`` (``name`` None: :func:`default_run_name`).
+
+    An explicit ``name`` must not be an existing non-empty folder (results are never
+    overwritten; resume with ``--resume``). A generated name gets ``-2``, ``-3``... when two
+    runs start in the same second.
+
+    :raises UsageError: if the folder exists and is not empty, or cannot be created.
+    """
+    try:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        if name is not None:
+            run_dir = log_dir / name
+            if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+                raise UsageError(
+                    f"The run folder {run_dir} already exists and is not empty; relic-rl never overwrites "
+                    f"a run. Continue it with --resume {run_dir}, or pick another --run-name."
+                )
+            run_dir.mkdir(exist_ok=True)
+            return run_dir
+        base = default_run_name(config)
+        for attempt in range(1, 1000):
+            run_dir = log_dir / (base if attempt == 1 else f"{base}-{attempt}")
+            try:
+                run_dir.mkdir()
+                return run_dir
+            except FileExistsError:
+                continue
+    except OSError as e:
+        raise UsageError(f"Cannot create the run folder in {log_dir}: {e.strerror or e}.") from None
+    raise UsageError(f"Cannot find a free run folder name in {log_dir} for {base}.")  # pragma: no cover
+
+
+def is_run_dir(path: Path) -> bool:
+    """Whether ``path`` looks like a run folder (has ``config.yaml`` and ``status.yaml``)."""
+    return (path / CONFIG_FILE).is_file() and (path / STATUS_FILE).is_file()
+
+
+def load_run_config(run_dir: Path) -> tuple[RunConfig, dict[str, Any]]:
+    """Read ``config.yaml`` of a run folder.
+
+    :return: the config and its ``meta`` mapping.
+    :raises UsageError: if ``run_dir`` is not a run folder or the config is invalid.
+    """
+    if not run_dir.is_dir():
+        raise UsageError(f"{run_dir} is not a folder; expected a run folder such as runs/<name>.")
+    if not (run_dir / CONFIG_FILE).is_file():
+        raise UsageError(
+            f"{run_dir} is not a relic-rl run folder: it has no {CONFIG_FILE} (written when "
+            "`python -m relic_rl.train` starts a run). Pass the folder of one run, e.g. runs/<name>."
+        )
+    data = read_yaml_mapping(run_dir / CONFIG_FILE, "the run's configuration")
+    meta = data.get("meta") if isinstance(data.get("meta"), dict) else {}
+    try:
+        config = RunConfig.from_dict(data, where=str(run_dir / CONFIG_FILE))
+    except PresetError as e:
+        raise UsageError(f"{run_dir / CONFIG_FILE} is not a valid run configuration: {e}") from None
+    return config, dict(meta or {})
+
+
+def write_run_files(run_dir: Path, config: RunConfig, meta: Mapping[str, Any], command: str) -> None:
+    """Write ``config.yaml`` (config plus ``meta``), ``command.txt`` and a first ``status.yaml``."""
+    atomic_write_text(run_dir / CONFIG_FILE, dump_yaml({**config.to_dict(), "meta": dict(meta)}))
+    atomic_write_text(run_dir / COMMAND_FILE, command.rstrip("\n") + "\n")
+    write_status(run_dir, RunStatus("running", 0, config.total_timesteps))
+
+
+def append_command(run_dir: Path, line: str) -> None:
+    """Append a line (e.g. the resume command) to ``command.txt``."""
+    path = run_dir / COMMAND_FILE
+    previous = path.read_text(encoding="utf-8") if path.is_file() else ""
+    atomic_write_text(path, previous + line.rstrip("\n") + "\n")
+
+
+def only_startup_files(run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds nothing but what a run writes before training starts."""
+    return all(p.name in STARTUP_FILES for p in run_dir.iterdir())
+
+
+def monitor_dir_for(run_dir: Path, segment: int) -> Path:
+    """Monitor folder of training segment ``segment`` (0: first run, k: k-th resume).
+
+    Monitor files are never overwritten, so each resume writes its own folder.
+    """
+    base = run_dir / MONITOR_DIR
+    return base if segment == 0 else base / f"resume-{segment}"
+
+
+def next_segment(run_dir: Path) -> int:
+    """The segment number of the next resume (1 + the resume folders already there)."""
+    base = run_dir / MONITOR_DIR
+    if not base.is_dir():
+        return 0
+    taken = [int(m.group(1)) for p in base.iterdir() if (m := re.fullmatch(r"resume-(\d+)", p.name))]
+    return max(taken, default=0) + 1
+
+
+# ----------------------------------------------------------------------------- checkpoints
+_CHECKPOINT_RE = re.compile(r"model_(\d+)_steps\.zip")
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """One saved checkpoint.
+
+    :param timesteps: ``model.num_timesteps`` when it was saved.
+    :param model: the model zip.
+    :param vecnormalize: its VecNormalize statistics, or None when the run has none.
+    """
+
+    timesteps: int
+    model: Path
+    vecnormalize: Path | None
+
+
+def checkpoint_paths(run_dir: Path, timesteps: int) -> tuple[Path, Path]:
+    """``(model zip, vecnormalize pkl)`` of the checkpoint at ``timesteps``."""
+    folder = run_dir / CHECKPOINT_DIR
+    return folder / f"model_{timesteps}_steps.zip", folder / f"vecnormalize_{timesteps}_steps.pkl"
+
+
+def list_checkpoints(run_dir: Path) -> list[Checkpoint]:
+    """The complete checkpoints of a run, oldest first (temporary files are ignored)."""
+    folder = run_dir / CHECKPOINT_DIR
+    if not folder.is_dir():
+        return []
+    found = []
+    for path in folder.iterdir():
+        match = _CHECKPOINT_RE.fullmatch(path.name)
+        if match:
+            steps = int(match.group(1))
+            vecnorm = checkpoint_paths(run_dir, steps)[1]
+            found.append(Checkpoint(steps, path, vecnorm if vecnorm.is_file() else None))
+    return sorted(found, key=lambda c: c.timesteps)
+
+
+def latest_checkpoint(run_dir: Path) -> Checkpoint | None:
+    """The checkpoint with the most timesteps, or None."""
+    checkpoints = list_checkpoints(run_dir)
+    return checkpoints[-1] if checkpoints else None
+
+
+# ----------------------------------------------------------------------------- evaluations
+@dataclass
+class EvaluationLog:
+    """Append-only ``evaluations.csv`` writer (header :data:`EVAL_HEADER`).
+
+    :param path: the CSV file; created with its header on the first row.
+    """
+
+    path: Path
+    rows_written: int = field(default=0, init=False)
+
+    def append(self, timesteps: int, rewards: Sequence[float]) -> tuple[float, float]:
+        """Append one evaluation; return ``(mean, std)`` of the episode returns."""
+        values = [float(r) for r in rewards]
+        mean = sum(values) / len(values) if values else float("nan")
+        std = (sum((v - mean) ** 2 for v in values) / len(values)) ** 0.5 if values else float("nan")
+        new = not self.path.is_file() or self.path.stat().st_size == 0
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        if new:
+            writer.writerow(EVAL_HEADER)
+        writer.writerow([int(timesteps), repr(mean), repr(std), " ".join(repr(v) for v in values)])
+        with self.path.open("a", encoding="utf-8", newline="") as f:
+            # One write call per row, flushed at once, so a kill leaves whole rows only.
+            f.write(buffer.getvalue())
+            f.flush()
+            os.fsync(f.fileno())
+        self.rows_written += 1
+        return mean, std
+
+
+def read_evaluation_rows(path: Path) -> list[dict[str, str]]:
+    """The rows of an evaluations CSV (empty when the file does not exist)."""
+    if not path.is_file():
+        return []
+    with path.open(newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def truncate_evaluations(path: Path, max_timesteps: int) -> int:
+    """Drop rows with ``timesteps > max_timesteps`` (they are redone after a resume).
+
+    :return: the number of rows removed.
+    """
+    rows = read_evaluation_rows(path)
+    keep = [r for r in rows if int(float(r["timesteps"])) <= max_timesteps]
+    if len(keep) == len(rows):
+        return 0
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(EVAL_HEADER), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({k: r.get(k, "") for k in EVAL_HEADER} for r in keep)
+    atomic_write_text(path, buffer.getvalue())
+    return len(rows) - len(keep)

@@ -1,0 +1,1107 @@
+"""Train a pixel agent with (or without) the ReLIC auxiliary loss: ``python -m relic_rl.train``.
+
+``python -m relic_rl.train --env CarRacing-v2`` trains PPO with rl-zoo3's tuned CarRacing
+settings plus ReLIC and writes a run folder (see :mod:`relic_rl.runs`). The CLI is thin:
+
+* :func:`build_parser` - every flag with its default;
+* :func:`resolve_run_config` - argv -> a validated :class:`~relic_rl.runs.RunConfig`
+  (preset lookup, ``--hyperparams``, flags), whose ``to_dict()`` is ``config.yaml`` without ``meta``;
+* :func:`preflight` - builds one env and the model once to catch bad input before a run folder exists;
+* :func:`train` - trains into a run folder (also resumes from a checkpoint);
+* :func:`resume` - continues an interrupted run folder;
+* :func:`main` - the command line; user mistakes print ``error: <one paragraph>`` and return 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import importlib
+import os
+import platform
+import shlex
+import socket
+import sys
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, NoReturn, TextIO
+
+import gymnasium as gym
+from gymnasium import spaces
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+from stable_baselines3.common.logger import CSVOutputFormat, Logger, TensorBoardOutputFormat
+from stable_baselines3.common.utils import get_device
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize
+
+import relic_rl
+from relic_rl.agent_config import (
+    AgentConfig,
+    apply_overrides,
+    check_override_keys,
+    load_agent_presets,
+    parse_agent_config,
+    parse_assignments,
+    select_preset,
+)
+from relic_rl.algorithms import ALGORITHMS
+from relic_rl.callbacks import (
+    CheckpointCallback,
+    EvaluationCallback,
+    NonFiniteError,
+    NonFiniteGuard,
+    ProgressBarCallback,
+    non_finite_error_from,
+    non_finite_parameters,
+    print_line,
+    save_model_atomically,
+)
+from relic_rl.environments import (
+    EnvCreationError,
+    EnvPreset,
+    carracing_compat_note,
+    family_for,
+    make_vec_env,
+    register_carracing_v2,
+)
+from relic_rl.environments.factory import VEC_ENV_KINDS
+from relic_rl.extractor import ReLICExtractor
+from relic_rl.presets import PresetError
+from relic_rl.runs import (
+    AUX_CHOICES,
+    CONFIG_FILE,
+    DEVICE_CHOICES,
+    EVAL_FILE,
+    FINAL_MODEL_FILE,
+    RANDOMIZED_EVAL_FILE,
+    TB_DIR,
+    VECNORMALIZE_FILE,
+    Checkpoint,
+    EvaluationLog,
+    RunConfig,
+    RunStatus,
+    UsageError,
+    append_command,
+    create_run_dir,
+    dump_yaml,
+    latest_checkpoint,
+    load_run_config,
+    monitor_dir_for,
+    next_segment,
+    only_startup_files,
+    read_evaluation_rows,
+    read_status,
+    truncate_evaluations,
+    write_run_files,
+    write_status,
+)
+
+#: Seed offsets of the evaluation envs, so they never replay the training envs' episodes.
+EVAL_SEED_OFFSET = 10_000
+RANDOMIZED_EVAL_SEED_OFFSET = 20_000
+DEFAULT_ALGO = "ppo"
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+#: Errors that are the user's to fix: printed as one paragraph, exit status 2.
+USER_ERRORS = (UsageError, PresetError, EnvCreationError)
+
+
+# ----------------------------------------------------------------------------- parser
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser that raises :class:`UsageError` instead of exiting, so that
+    :func:`main` reports every mistake the same way (and tests can call it in-process)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message}. See `python -m {self.prog} --help`.")
+
+
+def _int_at_least(minimum: int) -> Any:
+    def parse(text: str) -> int:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}") from None
+        if not value.is_integer() or value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}")
+        return int(value)
+
+    parse.__name__ = "int"
+    return parse
+
+
+def _float_at_least(minimum: float, strict: bool = False) -> Any:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if (
+            value != value
+            or value in (float("inf"), float("-inf"))
+            or value < minimum
+            or (strict and value == minimum)
+        ):
+            raise argparse.ArgumentTypeError(
+                f"expected a number {'>' if strict else '>='} {minimum:g}, got {text!r}"
+            )
+        return value
+
+    parse.__name__ = "float"
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``python -m relic_rl.train`` parser. Preset-driven flags default to None (= the preset's value)."""
+    parser = _Parser(
+        prog="relic_rl.train",
+        description=(
+            "Train an SB3 pixel agent with the ReLIC auxiliary loss (or without it: --aux none).\n"
+            "Hyperparameters come from agents/<algo>.yaml (keyed by env id, with `atari` and `default`\n"
+            "fallbacks) and env preprocessing from envs/<family>.yaml; flags and --hyperparams override\n"
+            "them. Each run writes a folder <log-dir>/<env>__<algo>-<aux>__seed<k>__<time>/."
+        ),
+        epilog=(
+            "Examples:\n"
+            "  python -m relic_rl.train --env CarRacing-v2\n"
+            "  python -m relic_rl.train --env CarRacing-v2 --aux none --seed 1\n"
+            "  python -m relic_rl.train --env CarRacing-v2 --algo dqn --env-kwargs continuous=False\n"
+            "  python -m relic_rl.train --env ALE/Pong-v5 --hyperparams n_steps=256 relic.temperature=0.2\n"
+            "  python -m relic_rl.train --resume runs/CarRacing-v2__ppo-relic__seed0__20250101-120000"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    what = parser.add_argument_group("what to train")
+    what.add_argument(
+        "--env",
+        metavar="ENV_ID",
+        help="gymnasium env id with pixel observations, e.g. CarRacing-v2, ALE/Pong-v5 or module:EnvId "
+        "(importing `module` registers EnvId). Required unless --resume.",
+    )
+    what.add_argument(
+        "--algo",
+        choices=list(ALGORITHMS),
+        help="SB3 algorithm (default: ppo, or the only algorithm with a preset for this exact env id).",
+    )
+    what.add_argument(
+        "--aux",
+        choices=list(AUX_CHOICES),
+        help="relic: train with the ReLIC auxiliary loss; none: the identical pipeline without it, the "
+        "baseline (default: relic, i.e. the preset's relic.enabled).",
+    )
+    what.add_argument(
+        "--extractor",
+        metavar="MODULE:CLASS",
+        help="a subclass of relic_rl.ReLICExtractor to use instead of the default one "
+        "(default: relic_rl.ReLICExtractor).",
+    )
+    relic = parser.add_argument_group("ReLIC (override the preset's relic: block)")
+    relic.add_argument(
+        "--kl-weight",
+        type=_float_at_least(0.0),
+        metavar="ALPHA",
+        help="weight of the invariance (KL) penalty; 0 gives plain InfoNCE (default: the preset's, 1.0).",
+    )
+    relic.add_argument(
+        "--aux-weight",
+        type=_float_at_least(0.0),
+        metavar="LAMBDA",
+        help="weight of the ReLIC loss against the RL loss (default: the preset's, 0.1).",
+    )
+    relic.add_argument(
+        "--temperature",
+        type=_float_at_least(0.0, strict=True),
+        metavar="TAU",
+        help="softmax temperature of the critic (default: the preset's, 0.1).",
+    )
+    relic.add_argument(
+        "--augmentation",
+        metavar="SPEC",
+        help='augmentation spec, e.g. "shift,intensity" or "crop(64),jitter(0.4)" '
+        '(default: the preset\'s, "shift,intensity").',
+    )
+    budget = parser.add_argument_group("budget and envs")
+    budget.add_argument("--seed", type=_int_at_least(0), help="seed of the model and envs (default: 0).")
+    budget.add_argument(
+        "--total-timesteps",
+        type=_int_at_least(1),
+        metavar="N",
+        help="env steps to train, summed over envs (default: the preset's n_timesteps; "
+        "CarRacing PPO: 4000000).",
+    )
+    budget.add_argument(
+        "--n-envs",
+        type=_int_at_least(1),
+        metavar="N",
+        help="parallel training envs (default: the preset's n_envs; CarRacing PPO: 8).",
+    )
+    budget.add_argument(
+        "--vec-env",
+        choices=list(VEC_ENV_KINDS),
+        help="dummy: envs stepped in this process; subproc: one process per env (default: dummy).",
+    )
+    budget.add_argument(
+        "--device", choices=list(DEVICE_CHOICES), help="torch device (default: auto = cuda if available)."
+    )
+    budget.add_argument(
+        "--env-kwargs",
+        nargs="+",
+        action="extend",
+        metavar="KEY=VALUE",
+        help="keyword arguments for the env constructor, values parsed as YAML, e.g. continuous=False "
+        "domain_randomize=True (default: the presets' env_kwargs).",
+    )
+    budget.add_argument(
+        "--hyperparams",
+        nargs="+",
+        action="extend",
+        metavar="KEY=VALUE",
+        help="override any preset value; dotted keys for nested values and YAML values, e.g. n_steps=256 "
+        "policy_kwargs.net_arch=[64] relic.temperature=0.2 'learning_rate={schedule: linear, initial: 3e-4}' "
+        "(default: none).",
+    )
+    evaluation = parser.add_argument_group("evaluation and checkpoints")
+    evaluation.add_argument(
+        "--eval-freq",
+        type=_int_at_least(1),
+        metavar="N",
+        help="evaluate every N env steps, counted over all training envs together (default: the preset's "
+        "eval_freq; CarRacing PPO: 50000). A last evaluation always runs at the end of training.",
+    )
+    evaluation.add_argument(
+        "--eval-episodes",
+        type=_int_at_least(0),
+        metavar="N",
+        help="episodes per evaluation, deterministic policy; 0 turns evaluation off (default: the preset's "
+        "eval_episodes; CarRacing PPO: 5).",
+    )
+    evaluation.add_argument(
+        "--eval-domain-randomize",
+        action="store_true",
+        default=None,
+        help="also evaluate on the env with domain_randomize=True (CarRacing: random background and grass "
+        "colours), logged as eval_randomized/* and evaluations_randomized.csv (default: off).",
+    )
+    evaluation.add_argument(
+        "--checkpoint-freq",
+        type=_int_at_least(1),
+        metavar="N",
+        help="checkpoint every N env steps, over all envs (default: the preset's checkpoint_freq; CarRacing "
+        "PPO: 100000). Ctrl-C also saves one.",
+    )
+    output = parser.add_argument_group("output")
+    output.add_argument("--log-dir", metavar="DIR", help="folder for run folders (default: runs).")
+    output.add_argument(
+        "--run-name",
+        metavar="NAME",
+        help="run folder name, creating exactly <log-dir>/NAME; it must not exist or be empty "
+        "(default: <env>__<algo>-<aux>__seed<k>__<time>).",
+    )
+    output.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue an interrupted run from its last checkpoint to its original total, with its saved "
+        "configuration (only --device, --no-progress and --quiet may be given with it) (default: off).",
+    )
+    output.add_argument("--no-progress", action="store_true", help="no progress bar (default: shown).")
+    output.add_argument(
+        "--quiet",
+        action="store_true",
+        help="print neither the configuration nor the start summary (default: off).",
+    )
+    return parser
+
+
+#: Flags that define the run; they cannot be combined with --resume.
+_CONFIG_FLAGS = (
+    "env",
+    "algo",
+    "aux",
+    "extractor",
+    "kl_weight",
+    "aux_weight",
+    "temperature",
+    "augmentation",
+    "seed",
+    "total_timesteps",
+    "n_envs",
+    "vec_env",
+    "env_kwargs",
+    "hyperparams",
+    "eval_freq",
+    "eval_episodes",
+    "eval_domain_randomize",
+    "checkpoint_freq",
+    "log_dir",
+    "run_name",
+)
+
+
+# ----------------------------------------------------------------------------- resolution
+def import_extractor(spec: str) -> type[ReLICExtractor]:
+    """Import ``module:Class`` and check that it is a :class:`~relic_rl.ReLICExtractor` subclass.
+
+    :raises UsageError: for a bad format, an import failure, a missing attribute or a class
+        that is not a ReLIC extractor.
+    """
+    module_name, sep, attribute = spec.partition(":")
+    if not sep or not module_name.strip() or not attribute.strip():
+        raise UsageError(
+            f"--extractor expects module:Class, e.g. my_package.extractors:MyExtractor, got {spec!r}."
+        )
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as e:  # the user's module may raise anything while importing
+        raise UsageError(
+            f"--extractor {spec}: cannot import the module {module_name!r} ({type(e).__name__}: {e}). "
+            "Make sure it is installed or its folder is on PYTHONPATH."
+        ) from None
+    obj: Any = module
+    for part in attribute.split("."):
+        if not hasattr(obj, part):
+            raise UsageError(
+                f"--extractor {spec}: the module {module_name!r} has no attribute {attribute!r}."
+            )
+        obj = getattr(obj, part)
+    if not (isinstance(obj, type) and issubclass(obj, ReLICExtractor)):
+        raise UsageError(
+            f"--extractor {spec}: {obj!r} is not a subclass of relic_rl.ReLICExtractor. Subclass it and "
+            "override build_encoder / build_critic / augment to customise the extractor."
+        )
+    return obj
+
+
+def default_algo(env_id: str) -> str:
+    """``ppo``, unless ppo has no block for this exact id and exactly one other algorithm has."""
+    bare = env_id.split(":", 1)[1] if ":" in env_id else env_id
+    with_exact = [algo for algo in ALGORITHMS if bare in load_agent_presets(algo)]
+    if DEFAULT_ALGO in with_exact or len(with_exact) != 1:
+        return DEFAULT_ALGO
+    return with_exact[0]
+
+
+def _flag_overrides(args: argparse.Namespace) -> list[tuple[tuple[str, ...], Any]]:
+    """The preset values set by dedicated flags, as ``(key path, value)`` pairs."""
+    overrides: list[tuple[tuple[str, ...], Any]] = []
+    flag_paths: tuple[tuple[str, tuple[str, ...]], ...] = (
+        ("total_timesteps", ("n_timesteps",)),
+        ("n_envs", ("n_envs",)),
+        ("eval_freq", ("eval_freq",)),
+        ("eval_episodes", ("eval_episodes",)),
+        ("checkpoint_freq", ("checkpoint_freq",)),
+        ("kl_weight", ("relic", "kl_weight")),
+        ("aux_weight", ("relic", "aux_weight")),
+        ("temperature", ("relic", "temperature")),
+        ("augmentation", ("relic", "augmentation")),
+    )
+    for flag, path in flag_paths:
+        value = getattr(args, flag)
+        if value is not None:
+            overrides.append((path, value))
+    if args.aux is not None:
+        overrides.append((("relic", "enabled"), args.aux == "relic"))
+    for path, value in parse_assignments(args.env_kwargs or [], "--env-kwargs"):
+        # Env keyword names are flat: a dot is part of the name, not nesting.
+        overrides.append((("env_kwargs", ".".join(path)), value))
+    return overrides
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    """Resolve parsed arguments (without ``--resume``) into a :class:`RunConfig`."""
+    if not args.env:
+        raise UsageError("--env ENV_ID is required (e.g. --env CarRacing-v2), unless you --resume a run.")
+    env_id: str = args.env
+    env_preset = family_for(env_id)
+    algo = args.algo or default_algo(env_id)
+    key, block, where = select_preset(algo, env_id, env_preset.family)
+    parse_agent_config(algo, block, where)  # the preset alone must be valid (clearest message)
+    user_overrides = parse_assignments(args.hyperparams or [], "--hyperparams")
+    check_override_keys(algo, user_overrides, "--hyperparams")
+    flag_overrides = _flag_overrides(args)
+    merged = apply_overrides(block, user_overrides, "--hyperparams")
+    merged = apply_overrides(merged, flag_overrides, "flags")
+    try:
+        agent = parse_agent_config(algo, merged, "agent")
+    except PresetError as e:
+        # The preset alone parsed, so the value came from the command line.
+        raise PresetError(f"{e} (set by --hyperparams or a flag, over {where})") from None
+    if args.extractor is not None:
+        import_extractor(args.extractor)
+    if agent.frame_stack is not None:
+        env_preset = dataclasses.replace(env_preset, frame_stack=agent.frame_stack)
+    return RunConfig(
+        env_id=env_id,
+        algo=algo,
+        aux="relic" if agent.relic.enabled else "none",
+        seed=args.seed if args.seed is not None else 0,
+        vec_env=args.vec_env or "dummy",
+        device=args.device or "auto",
+        extractor=args.extractor,
+        eval_domain_randomize=bool(args.eval_domain_randomize),
+        agent_preset=key,
+        env_preset=env_preset,
+        agent=agent,
+    )
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    """Parse ``argv``; UsageError for bad flags and for config flags combined with ``--resume``."""
+    args = build_parser().parse_args(list(argv))
+    if args.resume is not None:
+        given = [f"--{name.replace('_', '-')}" for name in _CONFIG_FLAGS if getattr(args, name) is not None]
+        if given:
+            raise UsageError(
+                f"--resume continues a run with the configuration saved in its config.yaml, so it cannot be "
+                f"combined with {', '.join(given)}. Start a new run to change the configuration."
+            )
+    return args
+
+
+def resolve_run_config(argv: Sequence[str]) -> RunConfig:
+    """The :class:`RunConfig` that ``python -m relic_rl.train <argv>`` would train.
+
+    With ``--resume RUN_DIR`` it is the run's saved configuration. ``to_dict()`` of the result
+    equals the run's ``config.yaml`` without its ``meta`` key.
+
+    :raises UsageError | PresetError | EnvCreationError: on bad input (see :data:`USER_ERRORS`).
+    """
+    args = parse_args(argv)
+    if args.resume is not None:
+        return load_run_config(Path(args.resume))[0]
+    return config_from_args(args)
+
+
+# ----------------------------------------------------------------------------- envs and model
+def check_action_space(config: RunConfig, action_space: spaces.Space[Any]) -> None:
+    """Raise UsageError, with the fix, when ``config.algo`` cannot act in ``action_space``."""
+    algo, env_id = config.algo, config.env_id
+    carracing = config.env_preset.family == "carracing"
+    if algo == "dqn" and not isinstance(action_space, spaces.Discrete):
+        hint = (
+            "use CarRacing's discrete variant with --env-kwargs continuous=False"
+            if carracing
+            else "use a discrete variant of the env (select it with --env-kwargs if it has one)"
+        )
+        raise UsageError(
+            f"dqn needs a discrete action space, but {env_id} has {action_space}. Either {hint}, or pick an "
+            "algorithm for continuous actions: --algo ppo, a2c, sac or td3."
+        )
+    if algo in ("sac", "td3") and not isinstance(action_space, spaces.Box):
+        hint = " (CarRacing: drop continuous=False, its default is continuous)" if carracing else ""
+        raise UsageError(
+            f"{algo} needs a continuous (Box) action space, but {env_id} has {action_space}. Use --algo ppo, "
+            f"a2c or dqn, or a continuous variant of the env{hint}."
+        )
+    supported = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
+    if algo in ("ppo", "a2c") and not isinstance(action_space, supported):
+        raise UsageError(f"{algo} cannot act in {env_id}'s action space {action_space}.")
+
+
+def make_env(
+    config: RunConfig,
+    *,
+    n_envs: int,
+    seed: int,
+    monitor_dir: Path | None = None,
+    extra_env_kwargs: dict[str, Any] | None = None,
+    vec_env: str = "dummy",
+    normalize_for_eval: bool = False,
+) -> VecEnv:
+    """A VecEnv built exactly like the run's training env (family preset, env_kwargs, frame stack).
+
+    :param config: the run configuration.
+    :param n_envs: number of envs.
+    :param seed: base seed.
+    :param monitor_dir: folder for Monitor CSVs, or None.
+    :param extra_env_kwargs: env_kwargs on top of the run's (e.g. ``domain_randomize``).
+    :param vec_env: ``dummy`` or ``subproc``.
+    :param normalize_for_eval: wrap in a frozen VecNormalize (``training=False``, raw rewards)
+        when the run normalises, as evaluation envs must be.
+    """
+    env_kwargs = {**config.agent.env_kwargs, **(extra_env_kwargs or {})}
+    env = make_vec_env(
+        config.env_id,
+        n_envs=n_envs,
+        seed=seed,
+        vec_env=vec_env,  # type: ignore[arg-type]
+        env_kwargs=env_kwargs,
+        monitor_dir=monitor_dir,
+        preset=config.env_preset,
+    )
+    normalize = config.agent.normalize
+    if normalize is None:
+        return env
+    if normalize_for_eval:
+        return VecNormalize(env, training=False, norm_obs=False, norm_reward=False)
+    return VecNormalize(
+        env,
+        norm_obs=normalize.norm_obs,
+        norm_reward=normalize.norm_reward,
+        clip_obs=normalize.clip_obs,
+        clip_reward=normalize.clip_reward,
+        gamma=float(config.agent.hyperparam("gamma") or 0.99),
+    )
+
+
+def build_model(config: RunConfig, env: VecEnv, device: str) -> BaseAlgorithm:
+    """Create the ReLIC algorithm of ``config`` on ``env``.
+
+    :raises UsageError: when SB3 rejects the hyperparameters (its ValueError or assertion).
+    """
+    check_action_space(config, env.action_space)
+    kwargs = config.agent.algorithm_kwargs(env.action_space)
+    if config.extractor is not None:
+        kwargs["policy_kwargs"]["features_extractor_class"] = import_extractor(config.extractor)
+    algo_class: type[BaseAlgorithm] = ALGORITHMS[config.algo]
+    try:
+        model: BaseAlgorithm = algo_class(
+            config.agent.policy, env, seed=config.seed, device=device, verbose=0, **kwargs
+        )
+    except USER_ERRORS:
+        raise
+    except (ValueError, AssertionError) as e:
+        raise UsageError(
+            f"Cannot build the {config.algo} model with this configuration: {e or type(e).__name__}. Check "
+            "the hyperparameters (preset and --hyperparams)."
+        ) from None
+    return model
+
+
+def preflight(config: RunConfig, device: str = "cpu") -> None:
+    """Build the envs and the model once, without writing anything, to report bad input early.
+
+    Catches unknown env ids, non-image observations, a missing dependency, an algorithm that
+    does not fit the action space, rejected env_kwargs (including ``domain_randomize``) and
+    hyperparameter values SB3 refuses, before any run folder is created.
+    """
+    env = make_env(config, n_envs=config.n_envs, seed=config.seed)
+    try:
+        with warnings.catch_warnings():
+            # Memory and batch-size warnings are shown once, when the real model is built.
+            warnings.simplefilter("ignore")
+            model = build_model(config, env, device)
+        del model
+    finally:
+        env.close()
+    if config.eval_domain_randomize:
+        try:
+            make_env(config, n_envs=1, seed=config.seed, extra_env_kwargs={"domain_randomize": True}).close()
+        except EnvCreationError as e:
+            raise UsageError(
+                "--eval-domain-randomize needs an env that accepts domain_randomize=True (CarRacing "
+                f"does): {e}"
+            ) from None
+
+
+class _TensorBoardOutput(TensorBoardOutputFormat):
+    """SB3's TensorBoard writer with ``purge_step``.
+
+    All segments of a run write into the same folder, so TensorBoard shows one continuous
+    run. After a resume from step T, ``purge_step=T`` hides what the interrupted segment
+    logged at steps >= T (after its last checkpoint), which the resumed segment logs again.
+    """
+
+    def __init__(self, folder: str, purge_step: int | None = None) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        # Not calling super().__init__: it would open a second writer without purge_step.
+        self.writer = SummaryWriter(log_dir=folder, purge_step=purge_step)
+        self._is_closed = False
+
+
+def make_logger(run_dir: Path, segment: int, start: int = 0) -> Logger:
+    """TensorBoard events in ``tb/`` (continuous across resumes) and one CSV per training segment.
+
+    :param run_dir: the run folder.
+    :param segment: 0 for the first training segment, k for the k-th resume (its own CSV,
+        ``progress-resume-<k>.csv``, since SB3's CSV writer truncates its file).
+    :param start: the timestep the segment starts at (TensorBoard's purge step when resuming).
+    """
+    folder = run_dir / TB_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    csv_name = "progress.csv" if segment == 0 else f"progress-resume-{segment}.csv"
+    tensorboard = _TensorBoardOutput(str(folder), purge_step=start if segment > 0 else None)
+    return Logger(str(folder), [tensorboard, CSVOutputFormat(str(folder / csv_name))])
+
+
+# ----------------------------------------------------------------------------- summary
+def resolve_device(requested: str) -> str:
+    """``auto`` -> SB3's choice (cuda when available); else the requested device."""
+    if requested == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UsageError(
+                "--device cuda was asked for, but torch sees no CUDA device; use --device cpu or auto."
+            )
+    return str(get_device(requested))
+
+
+def _versions() -> dict[str, str]:
+    import numpy
+    import stable_baselines3
+    import torch
+
+    return {
+        "relic_rl": relic_rl.__version__,
+        "python": platform.python_version(),
+        "torch": str(torch.__version__),
+        "stable_baselines3": str(stable_baselines3.__version__),
+        "gymnasium": str(gym.__version__),
+        "numpy": str(numpy.__version__),
+    }
+
+
+def build_meta(run_dir: Path, command: str, device: str, note: str | None) -> dict[str, Any]:
+    """The volatile ``meta:`` block of ``config.yaml``."""
+    return {
+        "created": datetime.now().isoformat(timespec="seconds"),
+        "run_dir": str(run_dir),
+        "run_name": run_dir.name,
+        "command": command,
+        "cwd": os.getcwd(),
+        "hostname": socket.gethostname(),
+        "device": device,
+        "env_note": note,
+        "versions": _versions(),
+    }
+
+
+def _describe_env(preset: EnvPreset) -> str:
+    parts = []
+    if preset.atari_wrapper:
+        parts.append("AtariWrapper")
+    if preset.frame_skip > 1:
+        parts.append(f"frame skip {preset.frame_skip}")
+    if preset.resize is not None:
+        parts.append(f"{preset.resize[0]}x{preset.resize[1]}")
+    if preset.grayscale:
+        parts.append("gray")
+    if preset.frame_stack > 1:
+        parts.append(f"stack {preset.frame_stack}")
+    return f"family {preset.family}" + (": " + ", ".join(parts) if parts else "")
+
+
+def format_summary(config: RunConfig, run_dir: Path, device: str, note: str | None, start: int = 0) -> str:
+    """The one-screen start summary."""
+    agent: AgentConfig = config.agent
+    relic = agent.relic
+    if config.aux == "relic":
+        aux = (
+            f"relic (aux_weight={relic.aux_weight:g}, kl_weight={relic.kl_weight:g}, "
+            f"temperature={relic.temperature:g}, augmentation={relic.augmentation})"
+        )
+    else:
+        aux = "none (baseline: same pipeline, no auxiliary loss)"
+    lines = [
+        "relic-rl training" + (f" (resuming at step {start:,})" if start else ""),
+        f"  env         {config.env_id} ({_describe_env(config.env_preset)}), "
+        f"{agent.n_envs} x {config.vec_env}"
+        + (f", env_kwargs {agent.env_kwargs}" if agent.env_kwargs else ""),
+    ]
+    if note:
+        lines.append(f"  note        {note}")
+    lines += [
+        f"  algo        {config.algo} (agents/{config.algo}.yaml [{config.agent_preset}]), "
+        f"{agent.n_timesteps:,} steps, seed {config.seed}",
+        f"  aux         {aux}" + (f", extractor {config.extractor}" if config.extractor else ""),
+        f"  device      {device}",
+    ]
+    if agent.eval_episodes:
+        randomized = " + domain-randomized" if config.eval_domain_randomize else ""
+        lines.append(
+            f"  eval        every {agent.eval_freq:,} steps and at the end, "
+            f"{agent.eval_episodes} episodes{randomized}"
+        )
+    else:
+        lines.append("  eval        off")
+    lines += [
+        f"  checkpoints every {agent.checkpoint_freq:,} steps (and on Ctrl-C)",
+        f"  run folder  {run_dir}",
+        f"  tensorboard tensorboard --logdir {run_dir}",
+    ]
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- training
+@dataclass(frozen=True)
+class TrainResult:
+    """How a call to :func:`train` ended.
+
+    :param state: ``finished``, ``interrupted`` or ``failed`` (as in ``status.yaml``).
+    :param timesteps: ``num_timesteps`` at the end (the checkpoint's, when interrupted).
+    :param run_dir: the run folder.
+    :param message: what went wrong, for ``failed`` / ``interrupted``.
+    :param final_model: ``final_model.zip`` when finished.
+    :param last_evaluation: mean return of the last in-distribution evaluation, if any.
+    """
+
+    state: str
+    timesteps: int
+    run_dir: Path
+    message: str | None = None
+    final_model: Path | None = None
+    last_evaluation: float | None = None
+
+    @property
+    def exit_code(self) -> int:
+        """0 finished, 130 interrupted, 1 failed."""
+        return {"finished": EXIT_OK, "interrupted": EXIT_INTERRUPTED}.get(self.state, EXIT_FAILED)
+
+
+def _last_row_timesteps(path: Path) -> int | None:
+    rows = read_evaluation_rows(path)
+    return int(float(rows[-1]["timesteps"])) if rows else None
+
+
+def _close(env: VecEnv | None) -> None:
+    if env is None:
+        return
+    # Subprocess workers may already be gone after Ctrl-C.
+    with contextlib.suppress(OSError, EOFError):
+        env.close()
+
+
+def train(
+    config: RunConfig,
+    run_dir: str | Path,
+    *,
+    resume_from: Checkpoint | None = None,
+    device: str | None = None,
+    progress: bool = True,
+    quiet: bool = False,
+    callbacks: Sequence[BaseCallback] = (),
+    stream: TextIO | None = None,
+) -> TrainResult:
+    """Train ``config`` into ``run_dir`` (which :func:`main` has created), or continue it.
+
+    Writes ``status.yaml`` (running at start and at every checkpoint, then finished, failed
+    or interrupted), TensorBoard events, Monitor CSVs, evaluations, checkpoints and finally
+    ``final_model.zip`` (+ ``vecnormalize.pkl``). Ctrl-C saves a checkpoint and returns an
+    ``interrupted`` result; NaN/inf in the losses or parameters stops training with a
+    ``failed`` result and leaves the last good checkpoint untouched.
+
+    A resumed run restores the model, its optimizer and VecNormalize statistics and the
+    timestep counter; the envs restart their episodes, and off-policy replay buffers (not
+    saved in checkpoints, they can take gigabytes) start empty.
+
+    :param config: the run configuration.
+    :param run_dir: the run folder; ``config.yaml`` is written when missing.
+    :param resume_from: a checkpoint of this run to continue from (timestep counter,
+        TensorBoard run and evaluation files continue; later evaluation rows are dropped).
+    :param device: torch device; None uses ``config.device``.
+    :param progress: show a progress bar.
+    :param quiet: print nothing but errors.
+    :param callbacks: extra SB3 callbacks (e.g. :class:`~relic_rl.callbacks.StopAfterSteps`).
+    :param stream: where to print (default stdout).
+    :return: how it ended.
+    :raises UsageError | EnvCreationError | PresetError: on bad input (status becomes failed).
+    """
+    run_dir = Path(run_dir)
+    resolved_device = resolve_device(device or config.device)
+    note = carracing_compat_note(config.env_id) if _registers_carracing(config.env_id) else None
+    if not (run_dir / CONFIG_FILE).is_file():
+        run_dir.mkdir(parents=True, exist_ok=True)
+        command = "relic_rl.train.train() (library call)"
+        write_run_files(run_dir, config, build_meta(run_dir, command, resolved_device, note), command)
+    start = resume_from.timesteps if resume_from is not None else 0
+    total = config.total_timesteps
+    segment = next_segment(run_dir)
+    write_status(run_dir, RunStatus("running", start, total))
+
+    def say(text: str) -> None:
+        if not quiet:
+            print_line(stream, text)
+
+    env: VecEnv | None = None
+    eval_envs: list[VecEnv] = []
+    bar: ProgressBarCallback | None = None
+    model: BaseAlgorithm | None = None
+    checkpointer: CheckpointCallback | None = None
+    try:
+        env = make_env(
+            config,
+            n_envs=config.n_envs,
+            seed=config.seed + start,
+            monitor_dir=monitor_dir_for(run_dir, segment),
+            vec_env=config.vec_env,
+        )
+        if resume_from is not None:
+            model = _load_checkpoint(config, resume_from, env, resolved_device)
+        else:
+            model = build_model(config, env, resolved_device)
+        model.set_logger(make_logger(run_dir, segment, start))
+
+        guard = NonFiniteGuard()
+        checkpointer = CheckpointCallback(run_dir, config.agent.checkpoint_freq, total, start)
+        checkpointer.init_callback(model)  # Ctrl-C from here on saves a checkpoint
+        bar = ProgressBarCallback(total) if progress else None
+        last_mean: list[float] = []
+
+        def on_eval(prefix: str, steps: int, mean: float, std: float, returns: list[float]) -> None:
+            if prefix == "eval":
+                last_mean[:] = [mean]
+            plural = "s" if len(returns) != 1 else ""
+            text = f"{prefix} at {steps:,} steps: {mean:.2f} +- {std:.2f} ({len(returns)} episode{plural})"
+            if bar is not None and bar.bar is not None:
+                bar.set_description(f"{prefix} {mean:.1f}")
+            else:
+                say(text)
+
+        evaluators = _make_evaluators(config, run_dir, start, on_eval, eval_envs)
+        # Bound now (learn binds them again) so that they work even when learn does not run.
+        for own in (guard, *evaluators):
+            own.init_callback(model)
+        callback_list = CallbackList([guard, checkpointer, *evaluators, *([bar] if bar else []), *callbacks])
+        try:
+            remaining = total - model.num_timesteps
+            if remaining > 0:
+                try:
+                    model.learn(remaining, callback=callback_list, reset_num_timesteps=False)
+                except ValueError as e:
+                    diverged = non_finite_error_from(e, model, guard.last_metrics)
+                    if diverged is None:
+                        raise
+                    raise diverged from e
+            guard.check()
+        finally:
+            if bar is not None:
+                bar.close()
+        for evaluator in evaluators:
+            if evaluator.last_timesteps != model.num_timesteps:
+                evaluator.evaluate()
+        final_path = run_dir / FINAL_MODEL_FILE
+        save_model_atomically(model, final_path, run_dir / VECNORMALIZE_FILE)
+        write_status(run_dir, RunStatus("finished", model.num_timesteps, total))
+        say(f"finished {model.num_timesteps:,} steps; model: {final_path}")
+        return TrainResult(
+            "finished", model.num_timesteps, run_dir, None, final_path, last_mean[0] if last_mean else None
+        )
+    except KeyboardInterrupt:
+        return _interrupted(run_dir, model, checkpointer, total, start, stream)
+    except NonFiniteError as e:
+        good = latest_checkpoint(run_dir)
+        where = f" The last good checkpoint is {good.model}." if good is not None else ""
+        message = f"{e}{where}"
+        write_status(run_dir, RunStatus("failed", good.timesteps if good else 0, total, message))
+        return TrainResult("failed", e.step, run_dir, message)
+    except BaseException as e:
+        write_status(run_dir, RunStatus("failed", start, total, f"{type(e).__name__}: {e}"))
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+        if model is not None:
+            model.logger.close()  # flushes the TensorBoard and CSV files
+        _close(env)
+        for eval_env in eval_envs:
+            _close(eval_env)
+
+
+def _registers_carracing(env_id: str) -> bool:
+    """Register the compat CarRacing-v2 when the run uses it, so its note can be given."""
+    if env_id != "CarRacing-v2":
+        return False
+    try:
+        register_carracing_v2()
+    except EnvCreationError:
+        return False
+    return True
+
+
+def _load_checkpoint(config: RunConfig, checkpoint: Checkpoint, env: VecEnv, device: str) -> BaseAlgorithm:
+    """Load a checkpoint onto ``env`` (restoring its VecNormalize statistics) and reseed."""
+    if isinstance(env, VecNormalize) and checkpoint.vecnormalize is not None:
+        saved = VecNormalize.load(str(checkpoint.vecnormalize), env.venv)
+        saved.training = True
+        env = saved
+    algo_class: type[BaseAlgorithm] = ALGORITHMS[config.algo]
+    model = algo_class.load(str(checkpoint.model), env=env, device=device)
+    # A new random stream for the continued segment (not a replay of the first one).
+    model.set_random_seed(config.seed + checkpoint.timesteps)
+    return model
+
+
+def _make_evaluators(
+    config: RunConfig,
+    run_dir: Path,
+    start: int,
+    listener: Any,
+    opened: list[VecEnv],
+) -> list[EvaluationCallback]:
+    """The evaluation callbacks (in-distribution, and domain-randomized when asked for)."""
+    agent = config.agent
+    if agent.eval_episodes == 0:
+        return []
+    specs: list[tuple[str, str, int, dict[str, Any]]] = [("eval", EVAL_FILE, EVAL_SEED_OFFSET, {})]
+    if config.eval_domain_randomize:
+        specs.append(
+            ("eval_randomized", RANDOMIZED_EVAL_FILE, RANDOMIZED_EVAL_SEED_OFFSET, {"domain_randomize": True})
+        )
+    evaluators = []
+    for prefix, file_name, offset, extra in specs:
+        path = run_dir / file_name
+        # Rows after the checkpoint are redone by the resumed run, so they must go.
+        truncate_evaluations(path, start)
+        eval_env = make_env(
+            config, n_envs=1, seed=config.seed + offset, extra_env_kwargs=extra, normalize_for_eval=True
+        )
+        opened.append(eval_env)
+        evaluators.append(
+            EvaluationCallback(
+                eval_env,
+                EvaluationLog(path),
+                prefix,
+                agent.eval_freq,
+                agent.eval_episodes,
+                deterministic=True,
+                start_timesteps=start,
+                last_timesteps=_last_row_timesteps(path),
+                listener=listener,
+            )
+        )
+    return evaluators
+
+
+def _interrupted(
+    run_dir: Path,
+    model: BaseAlgorithm | None,
+    checkpointer: CheckpointCallback | None,
+    total: int,
+    start: int,
+    stream: TextIO | None,
+) -> TrainResult:
+    """Ctrl-C: save a checkpoint (when the model is finite), write the status, say how to resume."""
+    resume_hint = f"resume with: python -m relic_rl.train --resume {run_dir}"
+    if model is None or checkpointer is None:
+        message = "interrupted before training started"
+        write_status(run_dir, RunStatus("interrupted", start, total, message))
+        print_line(stream, f"{message}; {resume_hint}")
+        return TrainResult("interrupted", start, run_dir, message)
+    steps = checkpointer.resume_point()
+    if non_finite_parameters(model):
+        good = latest_checkpoint(run_dir)
+        message = "interrupted with non-finite parameters; no checkpoint saved" + (
+            f"; the last good one is {good.model}" if good else ""
+        )
+        write_status(run_dir, RunStatus("failed", good.timesteps if good else 0, total, message))
+        print_line(stream, message)
+        return TrainResult("failed", steps, run_dir, message)
+    path = checkpointer.save(steps)
+    message = f"interrupted at step {steps:,}; checkpoint {path}"
+    write_status(run_dir, RunStatus("interrupted", steps, total, message))
+    print_line(stream, f"\n{message}\n{resume_hint}")
+    return TrainResult("interrupted", steps, run_dir, message)
+
+
+def resume(
+    run_dir: str | Path,
+    *,
+    device: str | None = None,
+    progress: bool = True,
+    quiet: bool = False,
+    command: str | None = None,
+    callbacks: Sequence[BaseCallback] = (),
+    stream: TextIO | None = None,
+) -> TrainResult:
+    """Continue the run in ``run_dir`` from its last checkpoint to its original total.
+
+    A finished run returns at once (state ``finished``). A run without a checkpoint starts
+    over only if it wrote nothing but its startup files; otherwise UsageError.
+    """
+    run_dir = Path(run_dir)
+    config, _meta = load_run_config(run_dir)
+    status = read_status(run_dir)
+    if status.state == "finished":
+        final = run_dir / FINAL_MODEL_FILE
+        return TrainResult("finished", status.timesteps, run_dir, "already finished", final)
+    checkpoint = latest_checkpoint(run_dir)
+    if checkpoint is None and not only_startup_files(run_dir):
+        raise UsageError(
+            f"{run_dir} has no checkpoint to resume from, but training already wrote files there "
+            f"({', '.join(sorted(p.name for p in run_dir.iterdir()))}): it stopped before its first "
+            "checkpoint "
+            f"(every {config.agent.checkpoint_freq:,} steps). Start a new run instead (another --run-name, "
+            "or delete this folder)."
+        )
+    stamp = datetime.now().isoformat(timespec="seconds")
+    append_command(run_dir, f"# resumed {stamp}: {command or f'python -m relic_rl.train --resume {run_dir}'}")
+    if not quiet:
+        resolved = resolve_device(device or config.device)
+        note = carracing_compat_note(config.env_id) if _registers_carracing(config.env_id) else None
+        print_line(
+            stream, format_summary(config, run_dir, resolved, note, checkpoint.timesteps if checkpoint else 0)
+        )
+    return train(
+        config,
+        run_dir,
+        resume_from=checkpoint,
+        device=device,
+        progress=progress,
+        quiet=quiet,
+        callbacks=callbacks,
+        stream=stream,
+    )
+
+
+# ----------------------------------------------------------------------------- main
+def command_line(argv: Sequence[str]) -> str:
+    """The shell command that reproduces this invocation."""
+    return shlex.join(["python", "-m", "relic_rl.train", *argv])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; return the exit status (0 finished, 1 failed, 2 usage error, 130 interrupted)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = parse_args(argv)
+        if args.resume is not None:
+            run_dir = Path(args.resume)
+            if not (run_dir / CONFIG_FILE).is_file():
+                load_run_config(run_dir)  # raises the "not a run folder" error
+            status = read_status(run_dir)
+            if status.state == "finished":
+                print(f"{run_dir}: already finished ({status.timesteps:,} timesteps); nothing to do.")
+                return EXIT_OK
+            result = resume(
+                run_dir,
+                device=args.device,
+                progress=not args.no_progress,
+                quiet=args.quiet,
+                command=command_line(argv),
+            )
+            return result.exit_code if result.state != "failed" else _report_failure(result)
+        config = config_from_args(args)
+        device = resolve_device(config.device)
+        preflight(config, device="cpu")
+        note = carracing_compat_note(config.env_id) if _registers_carracing(config.env_id) else None
+        run_dir = create_run_dir(Path(args.log_dir or "runs"), args.run_name, config)
+        command = command_line(argv)
+        write_run_files(run_dir, config, build_meta(run_dir, command, device, note), command)
+        if not args.quiet:
+            print(dump_yaml({"config": config.to_dict()}).rstrip())
+            print(format_summary(config, run_dir, device, note), flush=True)
+        result = train(config, run_dir, device=device, progress=not args.no_progress, quiet=args.quiet)
+    except USER_ERRORS as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted before training started.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if result.state == "failed":
+        return _report_failure(result)
+    return result.exit_code
+
+
+def _report_failure(result: TrainResult) -> int:
+    print(f"error: {result.message}", file=sys.stderr)
+    return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
