@@ -44,7 +44,9 @@ class ImpalaEncoder(nn.Module):
     :param features_dim: output size of the final linear layer.
     """
 
-    def __init__(self, in_channels: int, depths: tuple[int, ...] = (16, 32, 32), features_dim: int = 256) -> None:
+    def __init__(
+        self, in_channels: int, depths: tuple[int, ...] = (16, 32, 32), features_dim: int = 256
+    ) -> None:
         super().__init__()
         stages: list[nn.Module] = []
         for depth in depths:
@@ -75,7 +77,9 @@ class ImpalaReLICExtractor(ReLICExtractor):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--env", default="tests.fake_pixel_env:FakePixel-v0", help="gymnasium id with pixels")
     parser.add_argument("--timesteps", type=int, default=4096, help="training steps (default 4096)")
     parser.add_argument("--seed", type=int, default=0)
@@ -100,7 +104,9 @@ def main() -> None:
     extractor = model.policy.features_extractor
     assert isinstance(extractor, ImpalaReLICExtractor)
     print("encoder:", type(extractor.encoder).__name__, "features_dim:", extractor.features_dim)
-    print("last ReLIC metrics:", {k: round(v, 4) for k, v in model.logger.name_to_value.items() if "relic" in k})
+    print(
+        "last ReLIC metrics:", {k: round(v, 4) for k, v in model.logger.name_to_value.items() if "relic" in k}
+    )
 
 
 if __name__ == "__main__":

@@ -7,7 +7,9 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecTransposeIm
 from tests.fake_pixel_env import FakePixelEnv
 
 
-def image_vec_env(n_envs: int = 1, continuous: bool = True, seed: int = 0, episode_length: int = 20) -> VecEnv:
+def image_vec_env(
+    n_envs: int = 1, continuous: bool = True, seed: int = 0, episode_length: int = 20
+) -> VecEnv:
     """Channels-first 40x40 RGB :class:`FakePixelEnv` copies, Box or Discrete actions."""
     env = DummyVecEnv(
         [lambda: FakePixelEnv(continuous=continuous, episode_length=episode_length) for _ in range(n_envs)]

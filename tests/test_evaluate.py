@@ -10,7 +10,6 @@ from pathlib import Path
 import imageio.v3 as iio
 import numpy as np
 import pytest
-import torch
 
 from relic_rl.evaluate import evaluate_run, main, record_video, resolve_model, write_video
 from relic_rl.runs import RunStatus, UsageError, write_status
@@ -21,13 +20,10 @@ from tests.test_train_cli import FAKE, TINY, run_cli
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A finished tiny run with reward normalisation (so vecnormalize.pkl exists) and a checkpoint."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
     log_dir = tmp_path_factory.mktemp("eval_runs")
     args = ["--env", FAKE, *TINY, "normalize=true", "--quiet", "--log-dir", str(log_dir), "--run-name", "run"]
     assert train_main(args) == 0
     yield log_dir / "run"
-    torch.set_num_threads(previous)
 
 
 def test_evaluate_cli_prints_returns_and_writes_a_gif(run_dir: Path, tmp_path: Path) -> None:

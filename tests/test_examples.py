@@ -11,6 +11,9 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from examples.custom_extractor import ImpalaEncoder, ImpalaReLICExtractor
+from relic_rl import ReLICConfig
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -30,14 +33,11 @@ def test_custom_extractor_example_trains_with_an_impala_encoder() -> None:
 
 
 def test_impala_subclass_keeps_target_in_sync_shape() -> None:
-    sys.path.insert(0, str(ROOT))
-    from examples.custom_extractor import ImpalaEncoder, ImpalaReLICExtractor
-
-    from relic_rl import ReLICConfig
-
     space = gym.spaces.Box(0, 255, (2, 64, 64), np.uint8)
     extractor = ImpalaReLICExtractor(space, config=ReLICConfig(features_dim=64))
-    assert isinstance(extractor.encoder, ImpalaEncoder) and isinstance(extractor.target_encoder, ImpalaEncoder)
+    assert isinstance(extractor.encoder, ImpalaEncoder) and isinstance(
+        extractor.target_encoder, ImpalaEncoder
+    )
     assert extractor.features_dim == 64
     extractor.train()
     extractor(torch.rand(4, 2, 64, 64)).sum().backward()

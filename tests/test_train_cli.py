@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -78,15 +77,6 @@ class DivergingExtractor(ReLICExtractor):
             if self.training_calls > 2:
                 return features * float("nan")
         return features
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread() -> Iterator[None]:
-    # Two pytest workers on two cores: more torch threads only make them wait for each other.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def subprocess_env() -> dict[str, str]:
