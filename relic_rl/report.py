@@ -778,8 +778,13 @@ def _draw_panel(
         low, high = stats.mean_curve_ci(returns, reps=reps, confidence=CONFIDENCE, seed=seed)
         style = "--" if variant.is_baseline else "-"
         color = colors[variant.label]
-        ax.plot(t, returns.mean(axis=0), style, color=color, label=f"{variant.label} (n={len(present)})")
+        mean = returns.mean(axis=0)
+        # A single evaluation (eval_freq >= the budget) is a point, not a line: mark it, with its CI.
+        marker = "o" if len(t) == 1 else None
+        ax.plot(t, mean, style, color=color, marker=marker, label=f"{variant.label} (n={len(present)})")
         ax.fill_between(t, low, high, color=color, alpha=0.2, linewidth=0)
+        if len(t) == 1:
+            ax.errorbar(t, mean, yerr=[mean - low, high - mean], fmt="none", color=color, capsize=4)
     ax.set_ylabel("Mean evaluation return")
     ax.grid(alpha=0.3)
 

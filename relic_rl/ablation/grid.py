@@ -1,0 +1,329 @@
+"""The ablation grid: ``--grid KEY=V1,V2`` specs, their values, and the cells they expand into.
+
+Value separators (``KEY=VALUES``):
+
+* when ``VALUES`` contains a ``;``, values are separated by ``;`` only, so that commas stay inside
+  a value: ``augmentation=shift,intensity;crop(36),intensity`` is two augmentation specs;
+* otherwise values are separated by commas *outside* brackets: ``augmentation=shift,crop(36,4)`` is
+  ``shift`` and ``crop(36,4)``, ``critic_hidden_dims=[256,256],[512]`` two lists.
+
+Each value is read as a YAML scalar (``0.1`` a float, ``true`` a bool, ``[256]`` a list, ``shift`` a
+string), as ``relic_rl.train --hyperparams`` does; numeric strings that YAML 1.1 leaves as strings
+(``1e-3``) are read as floats.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import math
+import re
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from relic_rl.config import ReLICConfig
+
+__all__ = [
+    "AUX_KEY",
+    "BASELINE_VARIANT",
+    "KL_KEY",
+    "RELIC_FIELDS",
+    "RESERVED_KEYS",
+    "Cell",
+    "GridError",
+    "assemble_grid",
+    "expand_cells",
+    "format_value",
+    "normalize_value",
+    "parse_grid_specs",
+    "split_values",
+    "to_yaml_text",
+]
+
+KL_KEY = "kl_weight"
+AUX_KEY = "aux"
+BASELINE_VARIANT = "baseline (no aux)"
+#: ReLIC config fields that can be swept (``enabled`` is the baseline's job: ``--baseline``).
+RELIC_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(ReLICConfig) if f.name != "enabled")
+_RELIC_TYPES = typing.get_type_hints(ReLICConfig)
+#: Keys that are not grid axes, and what to use instead.
+RESERVED_KEYS: dict[str, str] = {
+    "seed": "use --seeds",
+    "aux": "use --baseline for the no-aux variant",
+    "enabled": "use --baseline for the no-aux variant",
+    "env": "use --env (one env per ablation)",
+    "env_id": "use --env (one env per ablation)",
+    "total_timesteps": "use --total-timesteps (one budget per ablation)",
+    "n_timesteps": "use --total-timesteps (one budget per ablation)",
+}
+_OPENING, _CLOSING = "([{", ")]}"
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._=+-]+")
+
+
+class GridError(ValueError):
+    """A grid that cannot be run: malformed, empty, repeated or contradictory values."""
+
+
+# --------------------------------------------------------------------------------------------
+# Values
+# --------------------------------------------------------------------------------------------
+
+
+def split_values(text: str) -> list[str]:
+    """Split the ``VALUES`` of ``KEY=VALUES`` (see the module docstring for the rules).
+
+    :param text: e.g. ``"shift,crop(36,4)"`` or ``"shift,intensity;crop"``.
+    :return: the stripped value strings.
+    :raises GridError: on unbalanced brackets or an empty value (a stray separator).
+    """
+    separator = ";" if ";" in text else ","
+    items: list[str] = []
+    depth, start = 0, 0
+    for i, char in enumerate(text):
+        if char in _OPENING:
+            depth += 1
+        elif char in _CLOSING:
+            depth -= 1
+            if depth < 0:
+                raise GridError(f"unbalanced brackets in {text!r}: {char!r} at position {i} closes nothing")
+        elif char == separator and depth == 0:
+            items.append(text[start:i])
+            start = i + 1
+    if depth != 0:
+        raise GridError(f"unbalanced brackets in {text!r}: a bracket is never closed")
+    items.append(text[start:])
+    values = [item.strip() for item in items]
+    if any(not v for v in values):
+        raise GridError(f"empty value in {text!r} (check for a stray {separator!r})")
+    return values
+
+
+def normalize_value(key: str, value: Any) -> Any:
+    """Coerce a parsed value to the type the key expects (floats for float ReLIC fields).
+
+    :param key: the grid key.
+    :param value: the value as YAML read it.
+    :return: ``1`` -> ``1.0`` for float fields, numeric strings -> float, tuples -> lists.
+    """
+    if isinstance(value, tuple):
+        value = list(value)
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return value
+        return number if math.isfinite(number) and _looks_numeric(value) else value
+    if _RELIC_TYPES.get(key) is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def _looks_numeric(text: str) -> bool:
+    # float() also accepts "nan", "infinity" and "1_000"; only plain decimal/scientific numbers count.
+    return re.fullmatch(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*", text) is not None
+
+
+def parse_value(key: str, text: str) -> Any:
+    """Read one value as YAML and normalise it (:func:`normalize_value`)."""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise GridError(f"{key}: cannot read the value {text!r} as YAML ({problem})") from None
+    return normalize_value(key, value)
+
+
+def to_yaml_text(value: Any) -> str:
+    """One-line YAML for ``value`` that :func:`yaml.safe_load` reads back as ``value``."""
+    text = yaml.safe_dump(value, default_flow_style=True, width=math.inf).strip()
+    return text.removesuffix("...").strip()
+
+
+def format_value(value: Any) -> str:
+    """``value`` as written in variant names: ``1.0``, ``shift,intensity``, ``[256, 256]``."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float):
+        return repr(value)
+    return to_yaml_text(value)
+
+
+def _same(a: Any, b: Any) -> bool:
+    return bool(a == b) and isinstance(a, bool) == isinstance(b, bool)
+
+
+def _check_distinct(what: str, values: Sequence[Any]) -> None:
+    for i, value in enumerate(values):
+        if any(_same(value, earlier) for earlier in values[:i]):
+            raise GridError(
+                f"{what} repeats the value {format_value(value)} ({[format_value(v) for v in values]}); "
+                "each value may appear once."
+            )
+
+
+# --------------------------------------------------------------------------------------------
+# Grid
+# --------------------------------------------------------------------------------------------
+
+
+def parse_grid_specs(specs: Sequence[str]) -> dict[str, list[Any]]:
+    """Parse ``--grid`` specs into ``{key: [values]}`` (in the order given).
+
+    Keys are not checked against the config here (see :mod:`relic_rl.ablation.train_args`), except the
+    reserved ones (``seed``, ``aux``, ...), which say what to use instead. ``relic.<field>`` is
+    accepted as an alias of ``<field>``.
+
+    :param specs: e.g. ``["temperature=0.1,0.5", "augmentation=shift;crop"]``.
+    :raises GridError: on a malformed spec, a key given twice, an empty or repeated value.
+    """
+    grid: dict[str, list[Any]] = {}
+    for spec in specs:
+        key, sep, text = spec.partition("=")
+        key = key.strip()
+        key = key.removeprefix("relic.") if key.removeprefix("relic.") in RELIC_FIELDS else key
+        if not sep or not key:
+            raise GridError(f"--grid {spec!r} is not of the form KEY=V1,V2 (e.g. temperature=0.1,0.5).")
+        if key in RESERVED_KEYS:
+            raise GridError(f"--grid {spec!r}: {key!r} cannot be a grid axis; {RESERVED_KEYS[key]}.")
+        if key in grid:
+            raise GridError(f"--grid gives {key!r} twice; list all its values in one KEY=V1,V2 spec.")
+        if not text.strip():
+            raise GridError(f"--grid {spec!r} has no values; write {key}=V1,V2.")
+        try:
+            values = [parse_value(key, item) for item in split_values(text)]
+        except GridError as err:
+            raise GridError(f"--grid {spec!r}: {err}.") from None
+        _check_distinct(f"--grid {key}", values)
+        grid[key] = values
+    return grid
+
+
+def assemble_grid(
+    kl_weights: Sequence[float] | None,
+    grid: Mapping[str, list[Any]],
+    preset_kl_weight: float | None,
+) -> dict[str, list[Any]]:
+    """The full grid: the KL axis first, then the ``--grid`` axes.
+
+    :param kl_weights: ``--kl-weights`` (``None`` when not given).
+    :param grid: the parsed ``--grid`` axes.
+    :param preset_kl_weight: the preset's ``kl_weight``, for the default KL axis ``[preset, 0]``
+        (``None`` only when ``kl_weights`` or a ``kl_weight`` grid axis is given).
+    :raises GridError: on contradictory or repeated KL values.
+    """
+    if KL_KEY in grid:
+        if kl_weights is not None:
+            raise GridError(
+                f"--kl-weights and --grid {KL_KEY}=... both set the KL axis; give the values in one of them."
+            )
+        return dict(grid)
+    if kl_weights is not None:
+        values = [float(w) for w in kl_weights]
+        _check_distinct("--kl-weights", values)
+    else:
+        if preset_kl_weight is None:
+            raise GridError("the preset kl_weight is unknown; pass --kl-weights explicitly.")
+        values = [float(preset_kl_weight), 0.0]
+        if values[0] == 0.0:
+            raise GridError(
+                "the preset kl_weight is 0, so the default KL axis (preset value and 0) has one value; "
+                "pass --kl-weights explicitly, e.g. --kl-weights 1 0."
+            )
+    return {KL_KEY: values, **grid}
+
+
+# --------------------------------------------------------------------------------------------
+# Cells
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One training run of the ablation: a variant (a point of the grid) and a seed.
+
+    :param name: folder name under ``OUT/runs/`` (file-system safe, unique).
+    :param variant: display name, e.g. ``"kl_weight=1.0, temperature=0.5"`` or ``"baseline (no aux)"``.
+    :param params: the grid values of this cell plus ``aux`` (``"relic"`` or ``"none"``).
+    :param seed: training seed.
+    """
+
+    name: str
+    variant: str
+    params: dict[str, Any]
+    seed: int
+
+    @property
+    def is_baseline(self) -> bool:
+        """Whether this is the no-aux baseline."""
+        return self.params.get(AUX_KEY) == "none"
+
+    @property
+    def grid_params(self) -> dict[str, Any]:
+        """``params`` without ``aux``."""
+        return {k: v for k, v in self.params.items() if k != AUX_KEY}
+
+    def to_yaml(self) -> dict[str, Any]:
+        """The ``cell.yaml`` mapping read by :mod:`relic_rl.report`."""
+        return {"variant": self.variant, "params": dict(self.params), "seed": self.seed}
+
+
+def _name_part(key: str, value: Any) -> str:
+    raw = f"{key}={format_value(value)}"
+    safe = _SAFE_NAME.sub("-", raw).strip("-")[:60]
+    if safe != raw:  # something was replaced or cut: keep names unique with a digest of the original
+        safe = f"{safe}-{hashlib.sha1(raw.encode()).hexdigest()[:6]}"
+    return safe
+
+
+def _variant_name(params: Mapping[str, Any], baseline: bool) -> str:
+    text = ", ".join(f"{k}={format_value(v)}" for k, v in params.items())
+    if baseline:
+        return f"{BASELINE_VARIANT}, {text}" if text else BASELINE_VARIANT
+    return text
+
+
+def expand_cells(grid: Mapping[str, list[Any]], seeds: Sequence[int], baseline: bool) -> list[Cell]:
+    """All cells of the ablation, seed-major (every variant of the first seed, then the next seed).
+
+    Seed-major order means that an ablation stopped early still has complete comparisons for
+    its first seeds. The baseline (``aux = none``) has one variant per combination of the
+    non-ReLIC axes (e.g. ``n_steps``): the ReLIC fields do not affect it.
+
+    :param grid: ``{key: [values]}``, the KL axis included.
+    :param seeds: distinct seeds.
+    :param baseline: add the no-aux baseline.
+    :raises GridError: on an empty grid or repeated seeds.
+    """
+    if not grid or any(not values for values in grid.values()):
+        raise GridError("the grid is empty: every axis needs at least one value.")
+    if not seeds:
+        raise GridError("no seeds: pass --seeds, e.g. --seeds 0 1 2.")
+    _check_distinct("--seeds", list(seeds))
+    keys = list(grid)
+    variants: list[tuple[dict[str, Any], bool]] = []
+    for combo in itertools.product(*(grid[k] for k in keys)):
+        variants.append((dict(zip(keys, combo, strict=True)), False))
+    if baseline:
+        other = [k for k in keys if k not in RELIC_FIELDS]
+        for combo in itertools.product(*(grid[k] for k in other)):
+            variants.append((dict(zip(other, combo, strict=True)), True))
+    cells: list[Cell] = []
+    for seed in seeds:
+        for params, is_baseline in variants:
+            parts = [_name_part(k, v) for k, v in params.items()]
+            if is_baseline:
+                parts.insert(0, "baseline")
+            name = "__".join([*parts, f"seed={seed}"])
+            aux = "none" if is_baseline else "relic"
+            cells.append(Cell(name, _variant_name(params, is_baseline), {**params, AUX_KEY: aux}, seed))
+    names = [c.name for c in cells]
+    if len(set(names)) != len(names):  # only a digest collision could get here
+        raise GridError(
+            f"two cells would share a folder name: {sorted(n for n in names if names.count(n) > 1)}"
+        )
+    return cells
