@@ -479,3 +479,13 @@ def test_error_bad_arguments() -> None:
     preset = EnvPreset(family="gray", match=("*",), grayscale=True)
     with pytest.raises(EnvCreationError, match=r"'gray' env preset asks for grayscale.*\(H, W, 3\) RGB"):
         make_vec_env(FAKE_ID, preset=preset, env_kwargs={"channels": 1})
+
+
+def test_missing_opencv_for_resize_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_cv2(*args: Any, **kwargs: Any) -> Any:
+        raise gym.error.DependencyNotInstalled('opencv (cv2) is not installed, run `pip install "gymnasium[other]"`')
+
+    monkeypatch.setattr(gym.wrappers, "ResizeObservation", no_cv2)
+    preset = EnvPreset(family="test", match=("*",), resize=(32, 32))
+    with pytest.raises(EnvCreationError, match=r"opencv.*opencv-python-headless"):
+        make_vec_env(FAKE_ID, n_envs=1, preset=preset)

@@ -285,6 +285,17 @@ class EnvFactory:
         return env
 
     def _preprocess(self, env: gym.Env[Any, Any]) -> gym.Env[Any, Any]:
+        try:
+            return self._apply_wrappers(env)
+        except gym_error.DependencyNotInstalled as e:
+            # Resizing (and SB3's AtariWrapper) need OpenCV, a dependency of relic-rl itself.
+            raise EnvCreationError(
+                f"Preprocessing {self.env_id!r} needs a package that is not installed: {e}. "
+                'Reinstall relic-rl with its dependencies (`pip install "relic-rl"` pulls in '
+                "opencv-python-headless)."
+            ) from e
+
+    def _apply_wrappers(self, env: gym.Env[Any, Any]) -> gym.Env[Any, Any]:
         preset = self.preset
         if preset.atari_wrapper:
             from stable_baselines3.common.atari_wrappers import AtariWrapper
