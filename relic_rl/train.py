@@ -21,10 +21,12 @@ import importlib
 import os
 import platform
 import shlex
+import signal
 import socket
 import sys
+import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -1055,9 +1057,36 @@ def command_line(argv: Sequence[str]) -> str:
     return shlex.join(["python", "-m", "relic_rl.train", *argv])
 
 
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[None]:
+    """While active, SIGINT and SIGTERM stop training like Ctrl-C: checkpoint, status, exit 130.
+
+    SIGINT is re-armed because a shell starts background jobs with it ignored (and Python
+    then keeps ignoring it); SIGTERM is what job schedulers and ``kill`` send. The previous
+    handlers are restored afterwards (``main`` is also called in-process, e.g. by tests).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit status (0 finished, 1 failed, 2 usage error, 130 interrupted)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+    with _stop_on_signals():
+        return _main(list(sys.argv[1:] if argv is None else argv))
+
+
+def _main(argv: list[str]) -> int:
     try:
         args = parse_args(argv)
         if args.resume is not None:

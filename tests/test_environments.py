@@ -483,7 +483,9 @@ def test_error_bad_arguments() -> None:
 
 def test_missing_opencv_for_resize_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     def no_cv2(*args: Any, **kwargs: Any) -> Any:
-        raise gym.error.DependencyNotInstalled('opencv (cv2) is not installed, run `pip install "gymnasium[other]"`')
+        raise gym.error.DependencyNotInstalled(
+            'opencv (cv2) is not installed, run `pip install "gymnasium[other]"`'
+        )
 
     monkeypatch.setattr(gym.wrappers, "ResizeObservation", no_cv2)
     preset = EnvPreset(family="test", match=("*",), resize=(32, 32))

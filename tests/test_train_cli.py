@@ -390,7 +390,19 @@ def test_resume_without_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture
     assert "has no checkpoint to resume from" in err and "monitor" in err
 
 
-def test_ctrl_c_saves_a_checkpoint_and_says_how_to_resume(tmp_path: Path) -> None:
+def _ignore_sigint() -> None:
+    # What a shell does to background jobs; train must still stop cleanly on SIGINT.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize(
+    ("sig", "inherit_ignored_sigint"),
+    [(signal.SIGINT, False), (signal.SIGINT, True), (signal.SIGTERM, False)],
+    ids=["sigint", "sigint-ignored-by-parent", "sigterm"],
+)
+def test_ctrl_c_saves_a_checkpoint_and_says_how_to_resume(
+    tmp_path: Path, sig: signal.Signals, inherit_ignored_sigint: bool
+) -> None:
     run_dir = tmp_path / "sig"
     args = ["--env", FAKE, *TINY, "--log-dir", str(tmp_path), "--run-name", "sig"]
     args[args.index("--total-timesteps") + 1] = "1000000"
@@ -401,13 +413,14 @@ def test_ctrl_c_saves_a_checkpoint_and_says_how_to_resume(tmp_path: Path) -> Non
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_ignore_sigint if inherit_ignored_sigint else None,
     )
     try:
         deadline = time.monotonic() + 120
         while latest_checkpoint(run_dir) is None and process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.2)
         assert latest_checkpoint(run_dir) is not None, "no checkpoint appeared"
-        process.send_signal(signal.SIGINT)
+        process.send_signal(sig)
         out, err = process.communicate(timeout=120)
     finally:
         if process.poll() is None:
