@@ -40,6 +40,7 @@ from relic_rl.ablation.runner import (
     run_ablation,
 )
 from relic_rl.ablation.train_args import AblateError
+from relic_rl.cli_types import float_at_least, int_at_least
 
 __all__ = [
     "AblationResult",
@@ -58,36 +59,6 @@ EXIT_USAGE = 2
 # --------------------------------------------------------------------------------------------
 # Command line
 # --------------------------------------------------------------------------------------------
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
-    return value
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer seed >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer seed >= 0, got {text!r}")
-    return value
-
-
-def _non_negative(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
-    return value
 
 
 class _Parser(argparse.ArgumentParser):
@@ -127,16 +98,21 @@ def build_parser() -> argparse.ArgumentParser:
     grid.add_argument(
         "--kl-weights",
         nargs="+",
-        type=_non_negative,
+        type=float_at_least(0.0),
         metavar="W",
         help="values of the KL axis (default: the preset's kl_weight and 0).",
     )
     grid.add_argument(
-        "--seeds", nargs="+", type=_seed, default=[0, 1, 2], metavar="S", help="seeds (default: 0 1 2)."
+        "--seeds",
+        nargs="+",
+        type=int_at_least(0),
+        default=[0, 1, 2],
+        metavar="S",
+        help="seeds (default: 0 1 2).",
     )
     grid.add_argument(
         "--total-timesteps",
-        type=_positive_int,
+        type=int_at_least(1),
         metavar="N",
         help="env steps of every run (default: the preset's n_timesteps).",
     )
@@ -168,21 +144,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--workers",
-        type=_positive_int,
+        type=int_at_least(1),
         metavar="N",
         help="runs at a time (local default: CPU cores / cores per run, i.e. --threads-per-run, or --n-envs "
         "with --vec-env subproc; ray default: as many as the cluster's resources fit).",
     )
     run.add_argument(
         "--threads-per-run",
-        type=_positive_int,
+        type=int_at_least(1),
         default=1,
         metavar="T",
         help="torch threads of each run, set through OMP_NUM_THREADS; also its Ray CPU request (default: 1).",
     )
     run.add_argument(
         "--gpus-per-run",
-        type=_non_negative,
+        type=float_at_least(0.0),
         default=0.0,
         metavar="G",
         help="Ray GPU request of each run, fractions allowed (default: 0; pass --device cuda too).",
@@ -196,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     report = parser.add_argument_group("report")
     report.add_argument(
         "--report-reps",
-        type=_positive_int,
+        type=int_at_least(1),
         default=2000,
         metavar="N",
         help="bootstrap replicates (default: 2000).",

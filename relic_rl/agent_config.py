@@ -40,7 +40,7 @@ from torch import nn, optim
 
 from relic_rl.algorithms import ALGORITHMS
 from relic_rl.config import ReLICConfig
-from relic_rl.presets import PresetError, dataclass_from_dict, load_yaml, presets_dir
+from relic_rl.presets import PresetError, as_number, dataclass_from_dict, load_yaml, presets_dir
 
 DEFAULT_KEY = "default"
 ATARI_KEY = "atari"
@@ -108,23 +108,9 @@ def _short(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _number(value: Any) -> float | None:
-    """``value`` as a float for ints, floats and numeric strings (YAML 1.1 reads ``1e-4`` as text)."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value.strip())
-        except ValueError:
-            return None
-    return None
-
-
 def as_float(value: Any, where: str, *, minimum: float | None = None, strict_min: bool = False) -> float:
     """A finite float from ``value`` or a :class:`PresetError` naming ``where``."""
-    number = _number(value)
+    number = as_number(value)
     if number is None or not math.isfinite(number):
         raise PresetError(f"{where}: expected a finite number, got {_short(value)}.")
     if minimum is not None and (number < minimum or (strict_min and number == minimum)):
@@ -135,7 +121,7 @@ def as_float(value: Any, where: str, *, minimum: float | None = None, strict_min
 
 def as_int(value: Any, where: str, *, minimum: int | None = None) -> int:
     """An int from an int, an integral float (``4.0e6``) or a numeric string; else PresetError."""
-    number = _number(value)
+    number = as_number(value)
     if number is None or not math.isfinite(number) or not number.is_integer():
         raise PresetError(f"{where}: expected an integer, got {_short(value)}.")
     result = int(number)

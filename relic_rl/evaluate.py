@@ -22,6 +22,7 @@ from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from relic_rl.algorithms import ALGORITHMS
+from relic_rl.cli_types import int_at_least
 from relic_rl.runs import (
     CHECKPOINT_DIR,
     DEVICE_CHOICES,
@@ -49,16 +50,6 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message}. See `python -m {self.prog} --help`.")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The ``python -m relic_rl.evaluate`` parser."""
     parser = _Parser(
@@ -73,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
         "run_dir", metavar="RUN_DIR", help="the run folder written by python -m relic_rl.train."
     )
     parser.add_argument(
-        "--episodes", type=_positive_int, default=10, help="episodes to evaluate (default: 10)."
+        "--episodes", type=int_at_least(1), default=10, help="episodes to evaluate (default: 10)."
     )
     parser.add_argument(
         "--domain-randomize",

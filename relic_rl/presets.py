@@ -201,7 +201,7 @@ def _mismatch(value: Any, annotation: Any, key: str, hint: str = "") -> PresetEr
     )
 
 
-def _as_number(value: Any) -> float | None:
+def as_number(value: Any) -> float | None:
     """``value`` as a float if it is an int, a float or a numeric string; else None."""
     if isinstance(value, bool):
         return None
@@ -285,13 +285,13 @@ def _convert(value: Any, annotation: Any, key: str) -> Any:
     if annotation is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-        number = _as_number(value)
+        number = as_number(value)
         if number is not None and math.isfinite(number) and number.is_integer():
             return int(number)
         raise _mismatch(value, annotation, key)
 
     if annotation is float:
-        number = _as_number(value)
+        number = as_number(value)
         if number is not None:
             return number
         raise _mismatch(value, annotation, key)

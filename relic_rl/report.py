@@ -35,6 +35,7 @@ import yaml
 from numpy.typing import NDArray
 
 from relic_rl import stats
+from relic_rl.cli_types import int_at_least
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -922,16 +923,6 @@ def write_report(
 # --------------------------------------------------------------------------------------------
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from err
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit code (2 for a folder that cannot be reported on).
 
@@ -943,7 +934,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("ablation_dir", type=Path, help="ablation folder (with ablation.yaml and runs/)")
     parser.add_argument(
-        "--reps", type=_positive_int, default=2000, help="bootstrap replicates (default 2000)"
+        "--reps", type=int_at_least(1), default=2000, help="bootstrap replicates (default 2000)"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resampling (default 0)")
     parser.add_argument(

@@ -62,6 +62,7 @@ from relic_rl.callbacks import (
     print_line,
     save_model_atomically,
 )
+from relic_rl.cli_types import float_at_least, int_at_least
 from relic_rl.environments import (
     EnvCreationError,
     EnvPreset,
@@ -123,41 +124,6 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message}. See `python -m {self.prog} --help`.")
 
 
-def _int_at_least(minimum: int) -> Any:
-    def parse(text: str) -> int:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}") from None
-        if not value.is_integer() or value < minimum:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}")
-        return int(value)
-
-    parse.__name__ = "int"
-    return parse
-
-
-def _float_at_least(minimum: float, strict: bool = False) -> Any:
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if (
-            value != value
-            or value in (float("inf"), float("-inf"))
-            or value < minimum
-            or (strict and value == minimum)
-        ):
-            raise argparse.ArgumentTypeError(
-                f"expected a number {'>' if strict else '>='} {minimum:g}, got {text!r}"
-            )
-        return value
-
-    parse.__name__ = "float"
-    return parse
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The ``python -m relic_rl.train`` parser. Preset-driven flags default to None (= the preset's value)."""
     parser = _Parser(
@@ -205,19 +171,19 @@ def build_parser() -> argparse.ArgumentParser:
     relic = parser.add_argument_group("ReLIC (override the preset's relic: block)")
     relic.add_argument(
         "--kl-weight",
-        type=_float_at_least(0.0),
+        type=float_at_least(0.0),
         metavar="ALPHA",
         help="weight of the invariance (KL) penalty; 0 gives plain InfoNCE (default: the preset's, 1.0).",
     )
     relic.add_argument(
         "--aux-weight",
-        type=_float_at_least(0.0),
+        type=float_at_least(0.0),
         metavar="LAMBDA",
         help="weight of the ReLIC loss against the RL loss (default: the preset's, 0.1).",
     )
     relic.add_argument(
         "--temperature",
-        type=_float_at_least(0.0, strict=True),
+        type=float_at_least(0.0, strict=True),
         metavar="TAU",
         help="softmax temperature of the critic (default: the preset's, 0.1).",
     )
@@ -228,17 +194,17 @@ def build_parser() -> argparse.ArgumentParser:
         '(default: the preset\'s, "shift,intensity").',
     )
     budget = parser.add_argument_group("budget and envs")
-    budget.add_argument("--seed", type=_int_at_least(0), help="seed of the model and envs (default: 0).")
+    budget.add_argument("--seed", type=int_at_least(0), help="seed of the model and envs (default: 0).")
     budget.add_argument(
         "--total-timesteps",
-        type=_int_at_least(1),
+        type=int_at_least(1),
         metavar="N",
         help="env steps to train, summed over envs (default: the preset's n_timesteps; "
         "CarRacing PPO: 4000000).",
     )
     budget.add_argument(
         "--n-envs",
-        type=_int_at_least(1),
+        type=int_at_least(1),
         metavar="N",
         help="parallel training envs (default: the preset's n_envs; CarRacing PPO: 8).",
     )
@@ -270,14 +236,14 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation = parser.add_argument_group("evaluation and checkpoints")
     evaluation.add_argument(
         "--eval-freq",
-        type=_int_at_least(1),
+        type=int_at_least(1),
         metavar="N",
         help="evaluate every N env steps, counted over all training envs together (default: the preset's "
         "eval_freq; CarRacing PPO: 50000). A last evaluation always runs at the end of training.",
     )
     evaluation.add_argument(
         "--eval-episodes",
-        type=_int_at_least(0),
+        type=int_at_least(0),
         metavar="N",
         help="episodes per evaluation, deterministic policy; 0 turns evaluation off (default: the preset's "
         "eval_episodes; CarRacing PPO: 5).",
@@ -291,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluation.add_argument(
         "--checkpoint-freq",
-        type=_int_at_least(1),
+        type=int_at_least(1),
         metavar="N",
         help="checkpoint every N env steps, over all envs (default: the preset's checkpoint_freq; CarRacing "
         "PPO: 100000). Ctrl-C also saves one.",

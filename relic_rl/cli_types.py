@@ -1,0 +1,41 @@
+"""Argparse value types shared by the command-line tools (train, evaluate, ablate, report)."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Callable
+
+
+def int_at_least(minimum: int) -> Callable[[str], int]:
+    """Parser of integers >= ``minimum`` (``1e5`` is accepted as 100000)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}") from None
+        if not value.is_integer() or value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}")
+        return int(value)
+
+    parse.__name__ = "int"  # argparse names the type in its messages
+    return parse
+
+
+def float_at_least(minimum: float, strict: bool = False) -> Callable[[str], float]:
+    """Parser of finite numbers >= ``minimum`` (> with ``strict``)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not math.isfinite(value) or value < minimum or (strict and value == minimum):
+            raise argparse.ArgumentTypeError(
+                f"expected a number {'>' if strict else '>='} {minimum:g}, got {text!r}"
+            )
+        return value
+
+    parse.__name__ = "float"
+    return parse
