@@ -3,7 +3,7 @@
 Run with ``python benchmarks/bench_augmentations.py [--threads 2] [--reps 9]``.
 
 Absolute times on shared machines drift, so every figure is a ratio measured side by side
-(see docs/measuring.md): for each batch shape and augmentation spec the script alternates
+(same-run ratios, interleaved, medians): for each batch shape and augmentation spec the script alternates
 augmentation, CNN step, augmentation, CNN step ... after a warm-up and reports the median
 ratio with its min-max range. The CNN step is SB3's ``NatureCNN`` (features_dim 512) on the
 same batch, ``features.sum().backward()``. A second table compares ways of implementing the

@@ -41,9 +41,10 @@ class ReLICConfig:
         distinct views is an intervention pair.
     :param clean_view: make the first view the un-augmented observation (the identity is one
         of the interventions) and the other ``n_views - 1`` augmented. Its online features are
-        then exactly the RL features, computed once, which saves one encoder forward and
-        backward per update (the update phase costs about 20% less, see the README), and each
-        pair asks the very features the policy reads to be invariant to the augmentation.
+        then exactly the RL features, computed once, which saves the encoder forward and
+        backward of one augmented batch (see the README's performance section for what that is
+        worth), and each pair asks the very features the policy reads to be invariant to the
+        augmentation.
         ``False`` augments every view (CURL/DrQ style).
     :param augmentation: spec for :func:`relic_rl.augmentations.make_augmentation`; the
         default is DrQ's random shift (pad 4) followed by a per-sample intensity scaling.
