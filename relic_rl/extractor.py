@@ -23,7 +23,7 @@ from typing import Any
 
 import gymnasium as gym
 import torch
-from stable_baselines3.common.preprocessing import is_image_space
+from stable_baselines3.common.preprocessing import get_flattened_obs_dim, is_image_space
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 from torch.optim.optimizer import Optimizer, register_optimizer_step_post_hook
@@ -112,24 +112,45 @@ class NatureEncoder(nn.Module):
         return self.linear(self.cnn(x))
 
 
-def _image_space(observation_space: gym.Space) -> gym.spaces.Box:
-    """The channels-first image Box the encoder sees, or ValueError saying what is supported."""
-    supported = (
-        "ReLICExtractor needs pixel observations: a Box image of shape (C, H, W) (SB3 transposes "
-        "(H, W, C) uint8 images for you with VecTransposeImage), e.g. Box(0, 255, (3, 64, 64), uint8)."
+_SUPPORTED = (
+    "ReLICExtractor needs pixel observations: a Box image of shape (C, H, W) (SB3 transposes "
+    "(H, W, C) uint8 images for you with VecTransposeImage), e.g. Box(0, 255, (3, 64, 64), uint8), "
+    "or a Dict space with exactly one such image (its other entries are flattened and appended to "
+    "the features, as SB3's CombinedExtractor does)."
+)
+
+
+def _check_image_box(space: gym.Space, where: str) -> gym.spaces.Box:
+    if not isinstance(space, gym.spaces.Box) or len(space.shape) != 3:
+        raise ValueError(f"Got observation space {where}{space}. {_SUPPORTED}")
+    if space.dtype == "uint8" and not is_image_space(space, check_channels=False):
+        raise ValueError(
+            f"Got observation space {where}{space} with bounds other than [0, 255]. {_SUPPORTED}"
+        )
+    return space
+
+
+def _is_image_box(space: gym.Space) -> bool:
+    return (
+        isinstance(space, gym.spaces.Box)
+        and len(space.shape) == 3
+        and is_image_space(space, check_channels=False)
     )
-    if isinstance(observation_space, gym.spaces.Dict):
+
+
+def _image_space(observation_space: gym.Space) -> tuple[str | None, gym.spaces.Box]:
+    """``(image key or None, channels-first image Box)``, or ValueError saying what is supported."""
+    if not isinstance(observation_space, gym.spaces.Dict):
+        return None, _check_image_box(observation_space, "")
+    keys = [key for key, space in observation_space.spaces.items() if _is_image_box(space)]
+    if not keys:
+        raise ValueError(f"Got a Dict observation space without an image: {observation_space}. {_SUPPORTED}")
+    if len(keys) > 1:
         raise ValueError(
-            f"Got a Dict observation space {observation_space}. {supported} Select the image key with a "
-            "wrapper (e.g. gymnasium.wrappers.FilterObservation plus a flattening wrapper) first."
+            f"Got a Dict observation space with several images {keys}: {observation_space}. {_SUPPORTED} "
+            "Stack them into one image or keep one with a wrapper (gymnasium.wrappers.FilterObservation)."
         )
-    if not isinstance(observation_space, gym.spaces.Box) or len(observation_space.shape) != 3:
-        raise ValueError(f"Got observation space {observation_space}. {supported}")
-    if observation_space.dtype == "uint8" and not is_image_space(observation_space, check_channels=False):
-        raise ValueError(
-            f"Got observation space {observation_space} with bounds other than [0, 255]. {supported}"
-        )
-    return observation_space
+    return keys[0], _check_image_box(observation_space.spaces[keys[0]], f"[{keys[0]!r}] ")
 
 
 #: Extractors with an EMA target; weak so that deleted models are forgotten.
@@ -169,7 +190,7 @@ class ReLICExtractor(BaseFeaturesExtractor):
         config: ReLICConfig | None = None,
         normalized_image: bool = False,
     ) -> None:
-        image_space = _image_space(observation_space)
+        image_key, image_space = _image_space(observation_space)
         if config is None:
             config = ReLICConfig()
         if not isinstance(config, ReLICConfig):
@@ -182,7 +203,14 @@ class ReLICExtractor(BaseFeaturesExtractor):
         with torch.no_grad():
             sample = torch.zeros((1, *image_space.shape), dtype=torch.float32)
             features_dim = int(self.encoder(sample).shape[-1])
-        self._features_dim = features_dim
+        #: Dict observations: the image entry, and the others flattened after the image features.
+        self.image_key = image_key
+        self.extra_keys: list[str] = []
+        extra_dim = 0
+        if isinstance(observation_space, gym.spaces.Dict):
+            self.extra_keys = [key for key in observation_space.spaces if key != image_key]
+            extra_dim = sum(get_flattened_obs_dim(observation_space.spaces[key]) for key in self.extra_keys)
+        self._features_dim = features_dim + extra_dim
         #: Runtime switch, e.g. for an SAC actor's encoder when CURL-style only the critic's
         #: encoder is trained with the auxiliary loss. ``config.active`` is the static switch.
         self.aux_enabled = config.active
@@ -253,8 +281,23 @@ class ReLICExtractor(BaseFeaturesExtractor):
         )
 
     # ----------------------------------------------------------------- forward
-    def forward(self, observations: torch.Tensor) -> torch.Tensor:
-        """:param observations: [B, C, H, W] in [0, 1]. :return: features [B, features_dim]."""
+    def forward(self, observations: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor:
+        """:param observations: [B, C, H, W] images in [0, 1] (or a dict holding them).
+        :return: features [B, features_dim].
+        """
+        if self.image_key is None:
+            assert isinstance(observations, torch.Tensor)
+            return self.encode_image(observations)
+        assert isinstance(observations, dict)
+        image_features = self.encode_image(observations[self.image_key])
+        extras = [observations[key].flatten(1).to(image_features.dtype) for key in self.extra_keys]
+        return torch.cat([image_features, *extras], dim=1)
+
+    def encode_image(self, observations: torch.Tensor) -> torch.Tensor:
+        """Image features ``f(obs)``, with the ReLIC loss attached inside an update.
+
+        :param observations: [B, C, H, W] in [0, 1]. :return: [B, F].
+        """
         if not (self.aux_enabled and self.training and torch.is_grad_enabled() and self.critic is not None):
             return self.encoder(observations)
         batch = observations.shape[0]

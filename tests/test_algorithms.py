@@ -191,7 +191,7 @@ def test_non_relic_extractor_with_relic_class_is_an_error() -> None:
 
 
 def test_relic_keyword_with_other_policy_is_an_error() -> None:
-    with pytest.raises(ValueError, match="only applies to policy='CnnPolicy'"):
+    with pytest.raises(ValueError, match="only applies to policy='CnnPolicy' or 'MultiInputPolicy'"):
         ReLICPPO("MlpPolicy", image_vec_env(), relic=ReLICConfig())
 
 

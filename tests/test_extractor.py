@@ -549,3 +549,61 @@ def test_features_can_be_modified_in_place_by_the_caller() -> None:
     features = extractor(torch.rand(4, 3, 40, 40))
     features.mul_(2.0).sum().backward()
     assert extractor.critic is not None and next(extractor.critic.parameters()).grad is not None
+
+
+# --------------------------------------------------------------------------- Dict observations
+DICT_SPACE = gym.spaces.Dict(
+    {"pixels": IMG_SPACE, "speed": gym.spaces.Box(-1, 1, (3,), np.float32), "gear": gym.spaces.Discrete(4)}
+)
+
+
+def test_dict_with_one_image_encodes_it_and_appends_the_other_entries() -> None:
+    extractor = ReLICExtractor(DICT_SPACE, config=ReLICConfig(features_dim=32))
+    assert extractor.image_key == "pixels"
+    assert extractor.features_dim == 32 + 3 + 4  # Discrete(4) arrives one-hot from SB3
+    obs = {
+        "pixels": torch.rand(6, 3, 40, 40),
+        "speed": torch.rand(6, 3),
+        "gear": torch.eye(4)[[0, 1, 2, 3, 0, 1]],
+    }
+    extractor.train()
+    features = extractor(obs)
+    assert features.shape == (6, 39)
+    # gymnasium sorts Dict keys: the other entries follow the image features in that order.
+    assert extractor.extra_keys == ["gear", "speed"]
+    torch.testing.assert_close(features[:, 32:], torch.cat([obs["gear"], obs["speed"]], dim=1))
+    features.sum().backward()
+    assert extractor.pop_metrics()["aux_updates"] == 1
+    assert extractor.critic is not None and next(extractor.critic.parameters()).grad is not None
+
+
+def test_dict_with_several_images_is_rejected() -> None:
+    space = gym.spaces.Dict({"left": IMG_SPACE, "right": IMG_SPACE})
+    with pytest.raises(ValueError, match=r"several images \['left', 'right'\]"):
+        ReLICExtractor(space)
+
+
+def test_multi_input_policy_trains_with_a_dict_of_pixels_and_state() -> None:
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from relic_rl import ReLICPPO
+    from tests.fake_pixel_env import FakePixelEnv
+
+    class DictObs(gym.ObservationWrapper):  # type: ignore[type-arg]
+        def __init__(self, env: gym.Env) -> None:  # type: ignore[type-arg]
+            super().__init__(env)
+            self.observation_space = gym.spaces.Dict(
+                {"pixels": env.observation_space, "step": gym.spaces.Box(0, 1, (1,), np.float32)}
+            )
+
+        def observation(self, observation: np.ndarray) -> dict[str, np.ndarray]:
+            return {"pixels": observation, "step": np.zeros(1, np.float32)}
+
+    env = DummyVecEnv([lambda: DictObs(FakePixelEnv(episode_length=20)) for _ in range(2)])
+    model = ReLICPPO("MultiInputPolicy", env, n_steps=16, batch_size=16, n_epochs=1, seed=0, device="cpu")
+    extractor = model.policy.features_extractor
+    assert isinstance(extractor, ReLICExtractor) and extractor.image_key == "pixels"
+    before = [p.detach().clone() for p in extractor.critic.parameters()]  # type: ignore[union-attr]
+    model.learn(total_timesteps=64)
+    after = list(extractor.critic.parameters())  # type: ignore[union-attr]
+    assert any(not torch.equal(a, b) for a, b in zip(before, after, strict=True))
