@@ -26,6 +26,22 @@ def relic_kwargs(**config: Any) -> dict[str, Any]:
     )
 
 
+def tiny_ppo(policy_kwargs: dict[str, Any], device: str = "cpu") -> PPO:
+    """PPO on 2 fake pixel envs after one 32-step rollout and one update."""
+    model = PPO(
+        "CnnPolicy",
+        image_vec_env(n_envs=2, continuous=True),
+        n_steps=16,
+        batch_size=16,
+        n_epochs=1,
+        seed=0,
+        device=device,
+        policy_kwargs=policy_kwargs,
+    )
+    model.learn(total_timesteps=32)
+    return model
+
+
 def record_views(extractor: ReLICExtractor) -> list[torch.Tensor]:
     """Make ``extractor.augment`` record every batch of views it produces."""
     views: list[torch.Tensor] = []
@@ -265,18 +281,7 @@ def test_momentum_zero_copies_and_one_freezes(momentum: float) -> None:
 
 
 def test_target_is_never_in_an_optimizer_and_gets_no_gradient() -> None:
-    env = image_vec_env(n_envs=2, continuous=True)
-    model = PPO(
-        "CnnPolicy",
-        env,
-        n_steps=16,
-        batch_size=16,
-        n_epochs=1,
-        seed=0,
-        device="cpu",
-        policy_kwargs=relic_kwargs(),
-    )
-    model.learn(total_timesteps=32)
+    model = tiny_ppo(relic_kwargs(), device="cpu")
     extractor = model.policy.features_extractor
     assert extractor.target_encoder is not None and extractor.target_critic is not None
     target_ids = {id(t) for t in extractor.target_encoder.buffers()} | {
@@ -452,35 +457,15 @@ def test_subclass_hooks_are_used() -> None:
 
 
 def test_subclass_trains_in_sb3() -> None:
-    env = image_vec_env(n_envs=2, continuous=True)
-    model = PPO(
-        "CnnPolicy",
-        env,
-        n_steps=16,
-        batch_size=16,
-        n_epochs=1,
-        seed=0,
-        device="cpu",
-        policy_kwargs=dict(features_extractor_class=HookedExtractor, features_extractor_kwargs={}),
+    model = tiny_ppo(
+        dict(features_extractor_class=HookedExtractor, features_extractor_kwargs={}), device="cpu"
     )
-    model.learn(total_timesteps=32)
     assert "augment" in model.policy.features_extractor.calls
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_everything_follows_the_policy_device_on_cuda() -> None:
-    env = image_vec_env(n_envs=2, continuous=True)
-    model = PPO(
-        "CnnPolicy",
-        env,
-        n_steps=16,
-        batch_size=16,
-        n_epochs=1,
-        seed=0,
-        device="cuda",
-        policy_kwargs=relic_kwargs(),
-    )
-    model.learn(total_timesteps=32)
+    model = tiny_ppo(relic_kwargs(), device="cuda")
     extractor = model.policy.features_extractor
     assert all(t.is_cuda for t in extractor.target_encoder.buffers())
     assert extractor.pop_metrics()["aux_updates"] > 0
