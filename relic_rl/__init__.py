@@ -1,5 +1,7 @@
 """relic-rl: ReLIC as an auxiliary representation loss for Stable-Baselines3 pixel agents."""
 
+from typing import TYPE_CHECKING, Any
+
 from relic_rl.algorithms import (
     ReLICA2C,
     ReLICCallback,
@@ -14,7 +16,21 @@ from relic_rl.losses import ReLICLoss, ReLICLossOutput, relic_loss
 
 __version__ = "0.1.0"
 
+if TYPE_CHECKING:
+    from relic_rl.environments.fast_carracing import FastCarRacing
+
+
+def __getattr__(name: str) -> Any:
+    # FastCarRacing needs Box2D and pygame (the box2d extra): import it on first use only.
+    if name == "FastCarRacing":
+        from relic_rl.environments.fast_carracing import FastCarRacing
+
+        return FastCarRacing
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
+    "FastCarRacing",
     "ReLICA2C",
     "ReLICCallback",
     "ReLICConfig",

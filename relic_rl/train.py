@@ -70,6 +70,7 @@ from relic_rl.environments import (
     family_for,
     make_vec_env,
     register_carracing_v2,
+    renderer_note,
 )
 from relic_rl.environments.factory import VEC_ENV_KINDS
 from relic_rl.extractor import ReLICExtractor
@@ -772,7 +773,7 @@ def train(
     """
     run_dir = Path(run_dir)
     resolved_device = resolve_device(device or config.device)
-    note = carracing_compat_note(config.env_id) if _registers_carracing(config.env_id) else None
+    note = _env_note(config)
     if not (run_dir / CONFIG_FILE).is_file():
         run_dir.mkdir(parents=True, exist_ok=True)
         command = "relic_rl.train.train() (library call)"
@@ -869,6 +870,15 @@ def train(
         _close(env)
         for eval_env in eval_envs:
             _close(eval_env)
+
+
+def _env_note(config: RunConfig) -> str | None:
+    """The run summary's note on CarRacing: the v2 compat env and which renderer draws it."""
+    notes = [
+        carracing_compat_note(config.env_id) if _registers_carracing(config.env_id) else None,
+        renderer_note(config.env_id, config.agent.env_kwargs),
+    ]
+    return " ".join(n for n in notes if n) or None
 
 
 def _registers_carracing(env_id: str) -> bool:
@@ -1001,7 +1011,7 @@ def resume(
     append_command(run_dir, f"# resumed {stamp}: {command or f'python -m relic_rl.train --resume {run_dir}'}")
     if not quiet:
         resolved = resolve_device(device or config.device)
-        note = carracing_compat_note(config.env_id) if _registers_carracing(config.env_id) else None
+        note = _env_note(config)
         print_line(
             stream, format_summary(config, run_dir, resolved, note, checkpoint.timesteps if checkpoint else 0)
         )
@@ -1074,7 +1084,7 @@ def _main(argv: list[str]) -> int:
         config = config_from_args(args)
         device = resolve_device(config.device)
         preflight(config, device="cpu")
-        note = carracing_compat_note(config.env_id) if _registers_carracing(config.env_id) else None
+        note = _env_note(config)
         run_dir = create_run_dir(Path(args.log_dir or "runs"), args.run_name, config)
         command = command_line(argv)
         write_run_files(run_dir, config, build_meta(run_dir, command, device, note), command)

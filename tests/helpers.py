@@ -16,3 +16,12 @@ def image_vec_env(
     )
     env.seed(seed)
     return VecTransposeImage(env)
+
+
+#: Modules to forget (with ``import Box2D`` blocked) to simulate an install without Box2D.
+BOX2D_MODULES = (
+    "gymnasium.envs.box2d",
+    "relic_rl.environments._carracing_env",
+    "relic_rl.environments.fast_carracing",
+    "Box2D",
+)

@@ -35,6 +35,7 @@ from relic_rl.environments import (  # noqa: E402
 )
 from relic_rl.presets import PresetError  # noqa: E402
 from tests.fake_pixel_env import FakePixelEnv  # noqa: E402
+from tests.helpers import BOX2D_MODULES  # noqa: E402
 
 FAKE_ID = "tests.fake_pixel_env:FakePixel-v0"
 FAKE_VECTOR_ID = "tests.fake_pixel_env:FakeVectorObs-v0"
@@ -453,7 +454,7 @@ def test_error_missing_box2d(monkeypatch: pytest.MonkeyPatch) -> None:
     # Simulate an install without Box2D: forget the imported Box2D env modules and make
     # `import Box2D` fail; monkeypatch puts everything back afterwards.
     for name in list(sys.modules):
-        if name.startswith(("gymnasium.envs.box2d", "relic_rl.environments._carracing_v2_env", "Box2D")):
+        if name.startswith(BOX2D_MODULES):
             monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "Box2D", None)
     for env_id in ("CarRacing-v2", "CarRacing-v3"):

@@ -32,6 +32,7 @@ from relic_rl.runs import (
     write_run_files,
 )
 from relic_rl.train import build_parser, main, resolve_run_config, train
+from tests.helpers import BOX2D_MODULES
 
 REPO = Path(__file__).resolve().parents[1]
 FAKE = "tests.fake_pixel_env:FakePixel-v0"
@@ -495,7 +496,7 @@ def test_guard_stops_on_non_finite_logged_values_and_parameters() -> None:
 # ----------------------------------------------------------------------------- errors
 def _no_box2d(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(sys.modules):
-        if name.startswith(("gymnasium.envs.box2d", "relic_rl.environments._carracing_v2_env", "Box2D")):
+        if name.startswith(BOX2D_MODULES):
             monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "Box2D", None)
 

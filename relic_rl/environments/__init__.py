@@ -5,15 +5,26 @@
 * :func:`make_vec_env` / :func:`make_env_fn`: preprocessed, monitored, seeded envs.
 * :func:`register_carracing_v2` / :class:`CarRacingV2Termination` /
   :func:`carracing_compat_note`: ``CarRacing-v2`` on gymnasium >= 1.0.
+* :class:`FastCarRacing` (imported on first use: it needs Box2D and pygame): CarRacing
+  with the same pixels, rendered several times faster; relic-rl's CarRacing envs use it
+  unless ``renderer="stock"`` (:data:`RENDERERS`, :func:`renderer_note`,
+  :func:`fast_render_supported`).
 * :func:`is_image_observation_space`: what counts as pixels.
 * :class:`EnvCreationError`: every env that cannot be built as asked.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from relic_rl.environments.carracing import (
+    RENDERERS,
+    VERIFIED_GYMNASIUM,
     CarRacingV2Termination,
     carracing_compat_note,
+    fast_render_supported,
     is_carracing_v2_compat,
+    make_target,
     register_carracing_v2,
+    renderer_note,
 )
 from relic_rl.environments.errors import EnvCreationError
 from relic_rl.environments.factory import EnvFactory, make_env_fn, make_raw_env, make_vec_env, monitor_path
@@ -21,23 +32,42 @@ from relic_rl.environments.preset import EnvPreset, family_for, load_env_presets
 from relic_rl.environments.spaces import is_image_box, is_image_observation_space
 from relic_rl.environments.wrappers import AddChannelAxis, FrameSkip
 
+if TYPE_CHECKING:
+    from relic_rl.environments.fast_carracing import FastCarRacing
+
+
+def __getattr__(name: str) -> Any:
+    # FastCarRacing imports Box2D and pygame; load it only when asked for.
+    if name == "FastCarRacing":
+        from relic_rl.environments.fast_carracing import FastCarRacing
+
+        return FastCarRacing
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
+    "RENDERERS",
+    "VERIFIED_GYMNASIUM",
     "AddChannelAxis",
     "CarRacingV2Termination",
     "EnvCreationError",
     "EnvFactory",
     "EnvPreset",
+    "FastCarRacing",
     "FrameSkip",
     "carracing_compat_note",
     "family_for",
+    "fast_render_supported",
     "is_carracing_v2_compat",
     "is_image_box",
     "is_image_observation_space",
     "load_env_presets",
     "make_env_fn",
     "make_raw_env",
+    "make_target",
     "make_vec_env",
     "monitor_path",
     "register_carracing_v2",
+    "renderer_note",
     "strip_module",
 ]

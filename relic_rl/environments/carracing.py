@@ -25,20 +25,104 @@ discrete actions, ``lap_complete_percent``, the 1000-step limit and reward thres
 
 :func:`register_carracing_v2` registers a ``CarRacing-v2`` that restores all three
 differences: the v3 env class drawing the v2 score text
-(``relic_rl.environments._carracing_v2_env``) inside :class:`CarRacingV2Termination`.
+(``relic_rl.environments._carracing_env``) inside :class:`CarRacingV2Termination`.
+
+**Renderer.** relic-rl's ``CarRacing-v2`` and the ``CarRacing-v3`` its env factory builds
+(:func:`make_target`) render with
+:class:`~relic_rl.environments.fast_carracing.FastCarRacing`, which gives bit-identical
+frames several times faster. The env kwarg ``renderer="stock"`` selects gymnasium's own
+renderer (``renderer="fast"`` is the default). ``gym.make("CarRacing-v3")`` outside
+relic-rl's factory is left untouched.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import warnings
+from collections.abc import Mapping
 from typing import Any, SupportsFloat
 
 import gymnasium as gym
+from gymnasium.envs.registration import EnvSpec
 
 from relic_rl.environments.errors import EnvCreationError
 
 CARRACING_V2_ID = "CarRacing-v2"
 CARRACING_V3_ID = "CarRacing-v3"
-COMPAT_ENTRY_POINT = "relic_rl.environments._carracing_v2_env:make_carracing_v2"
+COMPAT_ENTRY_POINT = "relic_rl.environments._carracing_env:make_carracing_v2"
+#: relic-rl's entry point for ``CarRacing-v3`` (gymnasium's env, renderer selectable).
+V3_ENTRY_POINT = "relic_rl.environments._carracing_env:make_carracing_v3"
+#: gymnasium's own registration of ``CarRacing-v3``, the one :func:`make_target` replaces.
+GYMNASIUM_V3_ENTRY_POINT = "gymnasium.envs.box2d.car_racing:CarRacing"
+#: Values of the ``renderer`` env kwarg of relic-rl's CarRacing envs.
+RENDERERS: tuple[str, ...] = ("fast", "stock")
+DEFAULT_RENDERER = "fast"
+
+
+#: gymnasium releases whose CarRacing rendering code this module reproduces:
+#: ``(lowest verified, first unverified)``, compared on (major, minor, micro).
+VERIFIED_GYMNASIUM: tuple[tuple[int, int, int], tuple[int, int, int]] = ((1, 4, 0), (1, 5, 0))
+
+_WARNED_UNSUPPORTED = False
+
+
+def _version_tuple(version: str) -> tuple[int, int, int]:
+    """``"1.4.0"`` -> ``(1, 4, 0)``; pre-release or local suffixes are ignored (``"1.5.0rc1"``
+    -> ``(1, 5, 0)``); missing parts count as 0."""
+    parts: list[int] = []
+    for piece in version.split(".")[:3]:
+        digits = ""
+        for ch in piece:
+            if not ch.isdigit():
+                break
+            digits += ch
+        parts.append(int(digits) if digits else 0)
+        if digits != piece:
+            break
+    while len(parts) < 3:
+        parts.append(0)
+    return parts[0], parts[1], parts[2]
+
+
+def fast_render_supported(version: str | None = None, *, warn: bool = True) -> bool:
+    """Whether the fast renderer is verified for this gymnasium version.
+
+    :param version: a gymnasium version string; None means the installed one.
+    :param warn: on an unverified version, warn (once per process) that the stock
+        renderer is used instead.
+    :return: True if ``VERIFIED_GYMNASIUM[0] <= version < VERIFIED_GYMNASIUM[1]``.
+    """
+    global _WARNED_UNSUPPORTED
+    installed = gym.__version__ if version is None else version
+    low, high = VERIFIED_GYMNASIUM
+    supported = low <= _version_tuple(installed) < high
+    if not supported and warn and not _WARNED_UNSUPPORTED:
+        _WARNED_UNSUPPORTED = True
+        warnings.warn(
+            f"relic-rl's fast CarRacing renderer is verified for gymnasium "
+            f">={'.'.join(map(str, low))},<{'.'.join(map(str, high))}, but gymnasium {installed} is "
+            "installed; CarRacing renders with gymnasium's own (slower) renderer. Observations are "
+            "unaffected. Install a verified gymnasium to get the faster renderer.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    return supported
+
+
+def check_renderer(renderer: object) -> str:
+    """Validate the ``renderer`` env kwarg.
+
+    :param renderer: the value given.
+    :return: it, when valid.
+    :raises EnvCreationError: naming the accepted values otherwise.
+    """
+    if not isinstance(renderer, str) or renderer not in RENDERERS:
+        raise EnvCreationError(
+            f"CarRacing's env kwarg renderer must be one of {list(RENDERERS)}, got {renderer!r}: "
+            "'fast' is relic-rl's pixel-identical renderer (the default), 'stock' gymnasium's own. "
+            "Fix it in env_kwargs (e.g. --env-kwargs renderer=stock)."
+        )
+    return renderer
 
 
 class CarRacingV2Termination(gym.Wrapper[Any, Any, Any, Any]):
@@ -121,6 +205,56 @@ def register_carracing_v2() -> bool:
         kwargs=dict(v3.kwargs),
     )
     return True
+
+
+def make_target(env_id: str) -> str | EnvSpec:
+    """What relic-rl's env factory passes to ``gym.make`` for ``env_id``.
+
+    ``CarRacing-v3`` registered by gymnasium itself becomes a copy of its spec whose entry
+    point is relic-rl's (:data:`V3_ENTRY_POINT`: fast renderer by default, ``renderer``
+    kwarg accepted); the id, episode limit and reward threshold stay gymnasium's. Every
+    other id (including ``CarRacing-v2``, whose compat entry point already is relic-rl's,
+    and ids with a ``module:`` prefix) is returned unchanged.
+    """
+    if env_id != CARRACING_V3_ID:
+        return env_id
+    spec = gym.registry.get(CARRACING_V3_ID)
+    if spec is None or spec.entry_point != GYMNASIUM_V3_ENTRY_POINT:
+        return env_id
+    return dataclasses.replace(spec, entry_point=V3_ENTRY_POINT)
+
+
+def uses_relic_carracing(env_id: str) -> bool:
+    """Whether relic-rl's factory builds ``env_id`` with a relic-rl CarRacing entry point
+    (so the ``renderer`` env kwarg applies)."""
+    return is_carracing_v2_compat(env_id) or not isinstance(make_target(env_id), str)
+
+
+def renderer_note(env_id: str, env_kwargs: Mapping[str, Any] | None = None) -> str | None:
+    """The line for a run's start summary saying how CarRacing is rendered.
+
+    :param env_id: the run's env id.
+    :param env_kwargs: the run's env kwargs (``renderer`` is read from them).
+    :return: the note, or None for envs other than relic-rl's CarRacing or an invalid
+        ``renderer`` (env creation reports that).
+    """
+    if not uses_relic_carracing(env_id):
+        return None
+    renderer = (env_kwargs or {}).get("renderer", DEFAULT_RENDERER)
+    if renderer == "stock":
+        return "CarRacing renders with gymnasium's own renderer (renderer=stock)."
+    if renderer != "fast":
+        return None
+    if fast_render_supported(warn=False):
+        return (
+            "CarRacing renders with relic-rl's fast renderer (pixel-identical to gymnasium's; "
+            "--env-kwargs renderer=stock for gymnasium's own)."
+        )
+    low, high = (".".join(map(str, v)) for v in VERIFIED_GYMNASIUM)
+    return (
+        f"CarRacing renders with gymnasium's own renderer: relic-rl's fast renderer is verified for "
+        f"gymnasium >={low},<{high}, not {gym.__version__}."
+    )
 
 
 def is_carracing_v2_compat(env_id: str = CARRACING_V2_ID) -> bool:

@@ -3,6 +3,7 @@
 One env (:func:`make_env_fn`), innermost first::
 
     gym.make(env_id, **env_kwargs)       # preset env_kwargs, overridden by the user's
+                                         # (CarRacing: relic-rl's fast renderer, see carracing.py)
     -> Monitor                           # raw env: true game scores and episode lengths
     -> AtariWrapper                      # atari family only
     -> FrameSkip(frame_skip)             # if frame_skip > 1
@@ -46,7 +47,12 @@ from stable_baselines3.common.vec_env import (
     VecTransposeImage,
 )
 
-from relic_rl.environments.carracing import CARRACING_V2_ID, is_carracing_v2_compat, register_carracing_v2
+from relic_rl.environments.carracing import (
+    CARRACING_V2_ID,
+    is_carracing_v2_compat,
+    make_target,
+    register_carracing_v2,
+)
 from relic_rl.environments.errors import ATARI_HINT, BOX2D_HINT, EnvCreationError
 from relic_rl.environments.preset import EnvPreset, family_for, strip_module
 from relic_rl.environments.spaces import describe_space, is_image_observation_space
@@ -90,7 +96,8 @@ def prepare_registry(env_id: str, preset: EnvPreset) -> None:
 def _accepted_kwargs(env_id: str) -> list[str] | None:
     """Keyword names the env's constructor accepts, or None if it takes ``**kwargs`` or
     cannot be inspected."""
-    spec = gym.registry.get(strip_module(env_id))
+    target = make_target(env_id)
+    spec = gym.registry.get(strip_module(env_id)) if isinstance(target, str) else target
     if spec is None or spec.entry_point is None:
         return None
     try:
@@ -149,7 +156,8 @@ def make_raw_env(
             if is_carracing_v2_compat(strip_module(env_id)):
                 # gymnasium warns that v2 is "out of date"; using it is deliberate here.
                 warnings.filterwarnings("ignore", message=r".*is out of date.*")
-            return gym.make(env_id, **env_kwargs)
+            # relic-rl's CarRacing-v3 entry point (fast renderer); other ids as they are.
+            return gym.make(make_target(env_id), **env_kwargs)
     except (gym_error.UnregisteredEnv, gym_error.DeprecatedEnv) as e:
         raise EnvCreationError(
             f"Unknown environment id {env_id!r}. gymnasium says: {e} Atari games are named "
