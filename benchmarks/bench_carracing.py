@@ -1,0 +1,179 @@
+"""CarRacing env speed: gymnasium's renderer vs relic-rl's FastCarRacing, in one run.
+
+Env steps/s: both envs (and a physics-only variant whose rendering is stubbed out) are
+stepped with the same seeded random actions, resetting at episode ends, in alternating
+rounds; the ratios are taken within each round and their median is reported. The
+physics-only rate shows how much of a step is still rendering (the remaining headroom).
+
+Training throughput (``--ppo``): the tuned CarRacing PPO preset of
+``python -m relic_rl.train --env CarRacing-v2`` (8 envs x 512 steps, frame skip 2,
+ReLIC on) is built once per renderer and trained for ``--ppo-rollouts`` rollouts; agent
+steps/s are reported for the whole of ``learn`` and for the rollout (env) phase alone.
+
+    python benchmarks/bench_carracing.py [--steps 1500] [--repeats 5] [--ppo] [--ppo-rollouts 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pygame
+import torch
+from gymnasium.envs.box2d.car_racing import CarRacing
+from stable_baselines3.common.callbacks import BaseCallback
+
+from relic_rl import FastCarRacing
+
+
+class PhysicsOnlyCarRacing(CarRacing):
+    """CarRacing without rendering: the floor any renderer can approach."""
+
+    def _render(self, mode: str) -> Any:
+        return None
+
+
+ENVS: dict[str, type[CarRacing]] = {
+    "stock": CarRacing,
+    "fast": FastCarRacing,
+    "physics": PhysicsOnlyCarRacing,
+}
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def env_steps_per_second(cls: type[CarRacing], steps: int, seed: int) -> float:
+    """Steps/s of ``cls`` over ``steps`` random actions (resets included, construction not)."""
+    env = cls()
+    rng = np.random.default_rng(seed)
+    actions = rng.uniform([-1.0, 0.0, 0.0], [1.0, 1.0, 1.0], size=(steps, 3)).astype(np.float32)
+    env.reset(seed=seed)
+    start = time.perf_counter()
+    for action in actions:
+        _, _, terminated, truncated, _ = env.step(action)
+        if terminated or truncated:
+            env.reset()
+    elapsed = time.perf_counter() - start
+    env.close()
+    return steps / elapsed
+
+
+def bench_envs(steps: int, repeats: int) -> None:
+    rates: dict[str, list[float]] = {name: [] for name in ENVS}
+    ratios: dict[str, list[float]] = {"fast/stock": [], "physics/stock": [], "physics/fast": []}
+    for cls in ENVS.values():  # warm-up: imports, fonts, first allocations
+        env_steps_per_second(cls, 100, seed=0)
+    for round_ in range(repeats):
+        order = list(ENVS) if round_ % 2 == 0 else list(reversed(ENVS))
+        now = {name: env_steps_per_second(ENVS[name], steps, seed=round_) for name in order}
+        for name, rate in now.items():
+            rates[name].append(rate)
+        ratios["fast/stock"].append(now["fast"] / now["stock"])
+        ratios["physics/stock"].append(now["physics"] / now["stock"])
+        ratios["physics/fast"].append(now["physics"] / now["fast"])
+        print(
+            f"round {round_ + 1}: stock {now['stock']:7.1f}  fast {now['fast']:7.1f}  "
+            f"physics-only {now['physics']:8.1f} steps/s   fast/stock {now['fast'] / now['stock']:.2f}x",
+            flush=True,
+        )
+    print()
+    print(f"{'env':<14}{'median steps/s':>16}{'min':>10}{'max':>10}")
+    for name, values in rates.items():
+        label = "physics-only" if name == "physics" else name
+        print(f"{label:<14}{statistics.median(values):16.1f}{min(values):10.1f}{max(values):10.1f}")
+    print()
+    for name, values in ratios.items():
+        print(
+            f"ratio {name:<14} median {statistics.median(values):6.2f}x  "
+            f"(min {min(values):.2f}, max {max(values):.2f})"
+        )
+    stock_ms = 1000 / statistics.median(rates["stock"])
+    fast_ms = 1000 / statistics.median(rates["fast"])
+    physics_ms = 1000 / statistics.median(rates["physics"])
+    print(
+        f"per step: stock {stock_ms:.2f} ms, fast {fast_ms:.2f} ms, physics {physics_ms:.3f} ms -> "
+        f"rendering is {100 * (fast_ms - physics_ms) / fast_ms:.0f}% of a fast step "
+        f"({100 * (stock_ms - physics_ms) / stock_ms:.0f}% of a stock step)"
+    )
+
+
+class _PhaseTimer(BaseCallback):
+    """Wall time spent collecting rollouts (env steps + policy forward passes)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rollout_seconds = 0.0
+        self._started = 0.0
+
+    def _on_rollout_start(self) -> None:
+        self._started = time.perf_counter()
+
+    def _on_rollout_end(self) -> None:
+        self.rollout_seconds += time.perf_counter() - self._started
+
+    def _on_step(self) -> bool:
+        return True
+
+
+def bench_ppo(rollouts: int) -> None:
+    from relic_rl.train import build_model, make_env, resolve_run_config
+
+    print(f"\nCarRacing-v2 PPO preset (ReLIC on), {rollouts} rollout(s) + update(s) per renderer:")
+    for renderer in ("stock", "fast"):
+        config = resolve_run_config(["--env", "CarRacing-v2", "--env-kwargs", f"renderer={renderer}"])
+        n_envs = config.agent.n_envs
+        n_steps = int(config.agent.hyperparam("n_steps") or 0)
+        total = rollouts * n_envs * n_steps
+        env = make_env(config, n_envs=n_envs, seed=0)
+        model = build_model(config, env, "cpu")
+        timer = _PhaseTimer()
+        start = time.perf_counter()
+        model.learn(total_timesteps=total, callback=timer)
+        elapsed = time.perf_counter() - start
+        env.close()
+        print(
+            f"  {renderer:<6} {model.num_timesteps} agent steps in {elapsed:6.1f} s: "
+            f"{model.num_timesteps / elapsed:6.1f} agent steps/s overall, "
+            f"{model.num_timesteps / timer.rollout_seconds:6.1f} during rollouts "
+            f"(rollouts {timer.rollout_seconds:.1f} s, updates {elapsed - timer.rollout_seconds:.1f} s)",
+            flush=True,
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--steps", type=int, default=1500, help="env steps per env and round")
+    parser.add_argument("--repeats", type=int, default=5, help="rounds")
+    parser.add_argument("--ppo", action="store_true", help="also measure PPO training throughput")
+    parser.add_argument("--ppo-rollouts", type=int, default=1, help="rollouts per renderer for --ppo")
+    args = parser.parse_args()
+    flavour = "pygame-ce" if getattr(pygame, "IS_CE", False) else "pygame"
+    sdl = ".".join(map(str, pygame.get_sdl_version()))
+    print(
+        f"CPU: {_cpu_model()} ({torch.get_num_threads()} torch threads); gymnasium {gym.__version__}, "
+        f"{flavour} {pygame.version.ver} (SDL {sdl}), numpy {np.__version__}"
+    )
+    print(f"{args.steps} random-action steps per env and round, {args.repeats} rounds\n")
+    bench_envs(args.steps, args.repeats)
+    if args.ppo:
+        bench_ppo(args.ppo_rollouts)
+
+
+if __name__ == "__main__":
+    main()
