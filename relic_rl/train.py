@@ -223,7 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="extend",
         metavar="KEY=VALUE",
         help="keyword arguments for the env constructor, values parsed as YAML, e.g. continuous=False "
-        "domain_randomize=True (default: the presets' env_kwargs).",
+        "domain_randomize=True, or renderer=stock for gymnasium's CarRacing renderer instead of "
+        "relic-rl's pixel-identical fast one (default: the presets' env_kwargs).",
     )
     budget.add_argument(
         "--hyperparams",

@@ -353,7 +353,8 @@ class FastCarRacing(CarRacing):
         visible[0] = True  # the playfield is drawn unclipped
         surf = self.surf
         road_poly = self.road_poly
-        for index in np.flatnonzero(visible).tolist():
+        indices = np.flatnonzero(visible)
+        for index, points in zip(indices.tolist(), screen[indices].tolist(), strict=True):
             if index == 0:
                 color: Any = self.bg_color
             elif index < _N_STATIC:
@@ -361,7 +362,6 @@ class FastCarRacing(CarRacing):
             else:
                 # Read per frame: touching a tile recolours it in place.
                 color = [int(c) for c in road_poly[index - _N_STATIC][1]]
-            points = screen[index].tolist()
             gfxdraw.aapolygon(surf, points, color)
             gfxdraw.filled_polygon(surf, points, color)
 
