@@ -232,6 +232,8 @@ class FastCarRacing(CarRacing):
             return super()._render(mode)
         assert mode in self.metadata["render_modes"]
 
+        if not pygame.font.get_init():
+            _FONTS.clear()  # a Font from before a pygame.font.quit() must not be used
         pygame.font.init()
         if self.screen is None and mode == "human":
             pygame.display.init()
