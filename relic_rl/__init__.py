@@ -17,11 +17,12 @@ from relic_rl.losses import ReLICLoss, ReLICLossOutput, relic_loss
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from relic_rl.environments.fast_carracing import FastCarRacing
+    from relic_rl.environments.fast_carracing import FastCarRacing as FastCarRacing
 
 
 def __getattr__(name: str) -> Any:
-    # FastCarRacing needs Box2D and pygame (the box2d extra): import it on first use only.
+    # FastCarRacing needs Box2D and pygame (the box2d extra): imported on first use, and
+    # left out of __all__ so that `from ... import *` works without that extra.
     if name == "FastCarRacing":
         from relic_rl.environments.fast_carracing import FastCarRacing
 
@@ -30,7 +31,6 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "FastCarRacing",
     "ReLICA2C",
     "ReLICCallback",
     "ReLICConfig",

@@ -33,9 +33,18 @@ from relic_rl.environments import (  # noqa: E402
     renderer_note,
 )
 from relic_rl.environments import carracing as carracing_module  # noqa: E402
-from relic_rl.environments.fast_carracing import rotate, to_screen  # noqa: E402
+from relic_rl.environments import fast_carracing as fast_module  # noqa: E402
+from relic_rl.environments._carracing_env import make_carracing_v2  # noqa: E402
+from relic_rl.environments.fast_carracing import fast_renderer_usable, rotate, to_screen  # noqa: E402
 
 pytestmark = pytest.mark.carracing
+
+# Elsewhere FastCarRacing renders with gymnasium's code, and comparing it with the stock env
+# would compare the stock renderer with itself.
+needs_fast_renderer = pytest.mark.skipif(
+    not fast_renderer_usable(warn=False),
+    reason=f"relic-rl's fast renderer is not used with gymnasium {gym.__version__} / this pygame build",
+)
 
 
 # --------------------------------------------------------------------- arithmetic
@@ -100,8 +109,17 @@ def _actions(rng: np.random.Generator, continuous: bool, episode: int) -> Iterat
                 yield 3 if phase == 1 else int(rng.choice([1, 2, 4]))
 
 
-def _make_pair(**kwargs: Any) -> tuple[gym.Env[Any, Any], gym.Env[Any, Any]]:
+def _make_pair(v2: bool = False, **kwargs: Any) -> tuple[gym.Env[Any, Any], gym.Env[Any, Any]]:
+    """(stock, fast) envs with the same arguments; ``v2``: relic-rl's CarRacing-v2 entry point
+    (v2's score text and episode ends) with each renderer."""
     limit = kwargs.pop("max_episode_steps")
+    if v2:
+        stock, fast = (
+            make_carracing_v2(renderer="stock", **kwargs),
+            make_carracing_v2(renderer="fast", **kwargs),
+        )
+        assert isinstance(fast.unwrapped, FastCarRacing) and not isinstance(stock.unwrapped, FastCarRacing)
+        return TimeLimit(stock, limit), TimeLimit(fast, limit)
     return TimeLimit(CarRacing(**kwargs), limit), TimeLimit(FastCarRacing(**kwargs), limit)
 
 
@@ -134,9 +152,11 @@ def _run_lockstep(
     render_mode: str | None,
     max_episode_steps: int = 400,
     lap_complete_percent: float = 0.95,
+    v2: bool = False,
 ) -> dict[str, int]:
     """Step both envs ``steps`` times, compare everything, return counts of episode ends."""
     stock, fast = _make_pair(
+        v2=v2,
         continuous=continuous,
         domain_randomize=domain_randomize,
         render_mode=render_mode,
@@ -178,6 +198,7 @@ def _run_lockstep(
     return counts
 
 
+@needs_fast_renderer
 @pytest.mark.parametrize(
     ("seed", "continuous", "domain_randomize", "render_mode"),
     [
@@ -197,37 +218,75 @@ def test_same_observations_frames_rewards_and_episode_ends(
         assert counts["frames"] > 1000
 
 
-def test_same_results_when_laps_complete() -> None:
+@needs_fast_renderer
+def test_carracing_v2_entry_point_same_frames_with_either_renderer() -> None:
+    # relic-rl's CarRacing-v2: v2's score text (drawn through the fast renderer's text cache)
+    # and v2's episode ends (a completed lap truncates).
+    counts = _run_lockstep(800, 8, True, True, "rgb_array", v2=True)
+    assert counts["terminated"] >= 1 and counts["truncated"] >= 1, counts
+
+
+@needs_fast_renderer
+@pytest.mark.parametrize("v2", [False, True])
+def test_same_results_when_laps_complete(v2: bool) -> None:
     # lap_complete_percent=0: touching the start tile completes the lap on the first step.
-    counts = _run_lockstep(40, 4, True, False, "rgb_array", lap_complete_percent=0.0)
-    assert counts["lap_finished"] == 40
+    counts = _run_lockstep(40, 4, True, False, "rgb_array", lap_complete_percent=0.0, v2=v2)
+    if v2:
+        assert (counts["terminated"], counts["truncated"]) == (0, 40)  # v2: a lap is a truncation
+    else:
+        assert (counts["terminated"], counts["lap_finished"]) == (40, 40)
 
 
+@needs_fast_renderer
 def test_human_mode_draws_the_same_window(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
-    stock, fast = _make_pair(render_mode="human", max_episode_steps=1000)
+    stock, fast = _make_pair(render_mode="human", max_episode_steps=40)
     try:
         rng = np.random.default_rng(5)
         _assert_same(stock.reset(seed=5), fast.reset(seed=5), "reset")
-        for t in range(25):
+        for t in range(100):
             action = rng.uniform([-1.0, 0.0, 0.0], [1.0, 1.0, 1.0]).astype(np.float32)
-            _assert_same_step(stock.step(action), fast.step(action), f"step {t}")
+            out_stock, out_fast = stock.step(action), fast.step(action)
+            _assert_same_step(out_stock, out_fast, f"step {t}")
             stock_window = pygame.surfarray.array3d(stock.unwrapped.surf)
             fast_window = pygame.surfarray.array3d(fast.unwrapped.surf)
             _assert_same(stock_window, fast_window, f"step {t}: window")
+            if out_stock[3]:  # time limit: reset both (twice in 100 steps)
+                _assert_same(stock.reset(), fast.reset(), f"reset after {t}")
     finally:
         stock.close()
-        fast.close()  # pygame.quit(): the fast env's cached font must not outlive it
-    again = FastCarRacing(render_mode="rgb_array")
-    reference = CarRacing(render_mode="rgb_array")
-    again.reset(seed=6)
-    reference.reset(seed=6)
-    _assert_same(reference.render(), again.render(), "after pygame.quit()")
+        fast.close()
+
+
+@needs_fast_renderer
+def test_frames_stay_identical_across_pygame_shutdowns() -> None:
+    """Another component may shut pygame (or its font module) down and start it again
+    between two frames; no font from before may be used afterwards."""
+    stock = CarRacing(render_mode="rgb_array")
+    fast = FastCarRacing(render_mode="rgb_array")
+    rng = np.random.default_rng(9)
+    _assert_same(stock.reset(seed=9), fast.reset(seed=9), "reset")
+    shutdowns = [
+        lambda: (pygame.quit(), pygame.init()),
+        lambda: (pygame.font.quit(), pygame.font.init()),
+        lambda: pygame.quit(),
+        lambda: (pygame.quit(), pygame.init()),
+    ]
+    for round_, shutdown in enumerate(shutdowns):
+        # 15 steps change the score text (-0.1 per step), so new texts must be rendered.
+        for t in range(15):
+            action = rng.uniform([-1.0, 0.0, 0.0], [1.0, 1.0, 1.0]).astype(np.float32)
+            _assert_same_step(stock.step(action), fast.step(action), f"round {round_}, step {t}")
+            _assert_same(stock.render(), fast.render(), f"round {round_}, step {t}: frame")
+        shutdown()
+    stock.close()
+    fast.close()
 
 
 # ------------------------------------------------------------------------ the class
 
 
+@needs_fast_renderer
 def test_fast_carracing_is_a_carracing_with_the_same_arguments() -> None:
     assert relic_rl.FastCarRacing is FastCarRacing
     assert issubclass(FastCarRacing, CarRacing)
@@ -288,9 +347,43 @@ def test_unverified_gymnasium_falls_back_to_the_stock_renderer_and_says_so_once(
         env.close()
 
 
+def test_platform_arithmetic_mismatch_falls_back_to_the_stock_renderer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(fast_module, "_ARITHMETIC_OK", False)
+    monkeypatch.setattr(fast_module, "_WARNED_ARITHMETIC", False)
+    with pytest.warns(RuntimeWarning, match="cannot reproduce this pygame build's Vector2 rotation"):
+        env = FastCarRacing()
+    assert env.fast_render is False
+    note = renderer_note("CarRacing-v3")
+    assert note is not None and "gymnasium's own renderer" in note
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # said once only
+        venv = make_vec_env("CarRacing-v2", n_envs=1, seed=0)
+    try:
+        assert not isinstance(venv.get_attr("unwrapped")[0], FastCarRacing)
+    finally:
+        venv.close()
+        env.close()
+
+
+def test_the_factory_says_once_that_it_falls_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    high = carracing_module.VERIFIED_GYMNASIUM[1]
+    monkeypatch.setattr(gym, "__version__", ".".join(map(str, high)))
+    monkeypatch.setattr(carracing_module, "_WARNED_UNSUPPORTED", False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(2):
+            make_vec_env("CarRacing-v3", n_envs=2, seed=0).close()
+        make_vec_env("CarRacing-v3", n_envs=1, seed=0, env_kwargs={"renderer": "stock"}).close()
+    said = [w for w in caught if "fast CarRacing renderer is verified" in str(w.message)]
+    assert len(said) == 1
+
+
 # ------------------------------------------------------------------------- factory
 
 
+@needs_fast_renderer
 @pytest.mark.parametrize("env_id", ["CarRacing-v2", "CarRacing-v3"])
 def test_factory_uses_the_fast_renderer_unless_stock_is_asked_for(env_id: str) -> None:
     for kwargs, fast in (({}, True), ({"renderer": "fast"}, True), ({"renderer": "stock"}, False)):
@@ -307,6 +400,7 @@ def test_factory_uses_the_fast_renderer_unless_stock_is_asked_for(env_id: str) -
         assert note is not None and ("fast renderer" in note) is fast
 
 
+@needs_fast_renderer
 def test_factory_fast_and_stock_give_the_same_preprocessed_observations() -> None:
     observations = []
     for renderer in ("fast", "stock"):

@@ -33,11 +33,12 @@ from relic_rl.environments.spaces import is_image_box, is_image_observation_spac
 from relic_rl.environments.wrappers import AddChannelAxis, FrameSkip
 
 if TYPE_CHECKING:
-    from relic_rl.environments.fast_carracing import FastCarRacing
+    from relic_rl.environments.fast_carracing import FastCarRacing as FastCarRacing
 
 
 def __getattr__(name: str) -> Any:
-    # FastCarRacing imports Box2D and pygame; load it only when asked for.
+    # FastCarRacing needs Box2D and pygame (the box2d extra): imported on first use, and
+    # left out of __all__ so that `from ... import *` works without that extra.
     if name == "FastCarRacing":
         from relic_rl.environments.fast_carracing import FastCarRacing
 
@@ -53,7 +54,6 @@ __all__ = [
     "EnvCreationError",
     "EnvFactory",
     "EnvPreset",
-    "FastCarRacing",
     "FrameSkip",
     "carracing_compat_note",
     "family_for",

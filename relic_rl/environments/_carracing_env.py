@@ -18,7 +18,7 @@ import gymnasium as gym
 from gymnasium.envs.box2d.car_racing import CarRacing
 
 from relic_rl.environments.carracing import CarRacingV2Termination, check_renderer
-from relic_rl.environments.fast_carracing import FastCarRacing, fast_render_supported
+from relic_rl.environments.fast_carracing import FastCarRacing, fast_renderer_usable
 
 
 class _V2ScoreText(float):
@@ -62,7 +62,9 @@ class FastCarRacingV2Pixels(_V2ScoreMixin, FastCarRacing):
 
 def _env_class(renderer: str, stock: type[CarRacing], fast: type[CarRacing]) -> type[CarRacing]:
     check_renderer(renderer)
-    if renderer == "fast" and fast_render_supported():
+    # Silent here: this runs in every subprocess worker. relic-rl's env factory warns once,
+    # in the main process, when it falls back (and FastCarRacing itself warns when built directly).
+    if renderer == "fast" and fast_renderer_usable(warn=False):
         return fast
     return stock
 

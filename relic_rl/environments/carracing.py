@@ -245,16 +245,45 @@ def renderer_note(env_id: str, env_kwargs: Mapping[str, Any] | None = None) -> s
         return "CarRacing renders with gymnasium's own renderer (renderer=stock)."
     if renderer != "fast":
         return None
-    if fast_render_supported(warn=False):
+    if not fast_render_supported(warn=False):
+        low, high = (".".join(map(str, v)) for v in VERIFIED_GYMNASIUM)
         return (
-            "CarRacing renders with relic-rl's fast renderer (pixel-identical to gymnasium's; "
-            "--env-kwargs renderer=stock for gymnasium's own)."
+            f"CarRacing renders with gymnasium's own renderer: relic-rl's fast renderer is verified for "
+            f"gymnasium >={low},<{high}, not {gym.__version__}."
         )
-    low, high = (".".join(map(str, v)) for v in VERIFIED_GYMNASIUM)
+    if not _arithmetic_usable():
+        return (
+            "CarRacing renders with gymnasium's own renderer: relic-rl's fast renderer cannot reproduce "
+            "this pygame build's arithmetic bit for bit."
+        )
     return (
-        f"CarRacing renders with gymnasium's own renderer: relic-rl's fast renderer is verified for "
-        f"gymnasium >={low},<{high}, not {gym.__version__}."
+        "CarRacing renders with relic-rl's fast renderer (pixel-identical to gymnasium's; "
+        "--env-kwargs renderer=stock for gymnasium's own)."
     )
+
+
+def _arithmetic_usable() -> bool:
+    """The fast renderer's pygame self-check, or True when Box2D/pygame cannot be imported
+    (creating the env reports that)."""
+    try:
+        from relic_rl.environments.fast_carracing import fast_renderer_usable
+    except (ImportError, gym.error.DependencyNotInstalled):
+        return True
+    return fast_renderer_usable(warn=False)
+
+
+def warn_if_fast_renderer_unusable(env_id: str, env_kwargs: Mapping[str, Any] | None) -> None:
+    """Warn (once per process) when relic-rl's CarRacing was asked for the fast renderer but
+    renders with gymnasium's. Called by the env factory in the main process only, so that
+    subprocess workers stay quiet."""
+    if not uses_relic_carracing(env_id) or (env_kwargs or {}).get("renderer", DEFAULT_RENDERER) != "fast":
+        return
+    if fast_render_supported(warn=True):
+        try:
+            from relic_rl.environments.fast_carracing import fast_renderer_usable
+        except (ImportError, gym.error.DependencyNotInstalled):
+            return
+        fast_renderer_usable(warn=True)
 
 
 def is_carracing_v2_compat(env_id: str = CARRACING_V2_ID) -> bool:

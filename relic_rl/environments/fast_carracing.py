@@ -19,8 +19,8 @@ computed, never what is drawn:
   renderer's, in the same order, with the same colours;
 * the static geometry (playfield, grass, and the road once per track) is turned into
   arrays once, not per frame;
-* the score font is opened once (per pygame initialisation) and the rendered score text
-  is reused while the text does not change;
+* rendered score texts are kept (by their string) instead of opening the font file and
+  rendering the text on every frame;
 * the car is drawn by the same vectorised transform with the same pygame primitives as
   ``Car.draw``.
 
@@ -29,13 +29,17 @@ identical, so observations and ``rgb_array`` frames are bit-identical to the sto
 the test suite checks this frame by frame.
 
 The renderer is tied to the gymnasium code it reproduces: it is used only for the
-gymnasium versions in :data:`VERIFIED_GYMNASIUM`. On any other version the class renders
-with gymnasium's own methods and says so once (:func:`fast_render_supported`).
+gymnasium versions in :data:`VERIFIED_GYMNASIUM`, and only where :func:`rotate` matches
+this pygame build's ``Vector2.rotate_rad`` bit for bit (checked once per process). Else
+the class renders with gymnasium's own methods and says so once
+(:func:`fast_renderer_usable`).
 """
 
 from __future__ import annotations
 
 import math
+import warnings
+from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -60,7 +64,15 @@ from pygame import gfxdraw
 
 from relic_rl.environments.carracing import VERIFIED_GYMNASIUM, fast_render_supported
 
-__all__ = ["VERIFIED_GYMNASIUM", "FastCarRacing", "fast_render_supported", "rotate", "rotation", "to_screen"]
+__all__ = [
+    "VERIFIED_GYMNASIUM",
+    "FastCarRacing",
+    "fast_render_supported",
+    "fast_renderer_usable",
+    "rotate",
+    "rotation",
+    "to_screen",
+]
 
 # pygame's Vector2.rotate_rad reduces the angle with fmod(angle, 2*pi) and treats angles
 # within `epsilon` of a quarter turn as exact quarter turns (Vector2's default epsilon).
@@ -149,30 +161,85 @@ _STATIC_POLYGONS = _static_polygons()
 _N_STATIC = len(_STATIC_POLYGONS)
 
 
-class _FontCache:
-    """The score font, opened once per pygame initialisation.
+class _ScoreTexts:
+    """Rendered score texts, shared by the envs of a process (least recently used dropped).
 
-    The stock renderer opens the default font file on every frame. A ``pygame.font.Font``
-    must not be used after ``pygame.quit()``, so the cache is emptied from pygame's quit
-    hook and whenever the font module is found uninitialised.
+    The stock renderer opens the default font file and renders the score on every frame,
+    although the text changes only every ~10 steps. Here a rendered text is kept as a
+    plain surface keyed by its string; a text not seen before is rendered as the stock
+    renderer does, with a freshly opened font. No ``pygame.font.Font`` is kept, so
+    ``pygame.quit()`` or ``pygame.font.quit()`` between frames cannot leave a stale font
+    behind (a surface does not depend on the font module once rendered).
     """
 
-    def __init__(self) -> None:
-        self.font: pygame.font.Font | None = None
-        self.generation = 0
-        pygame.register_quit(self.clear)
+    def __init__(self, capacity: int = 256) -> None:
+        self.capacity = capacity
+        self.surfaces: OrderedDict[str, pygame.Surface] = OrderedDict()
 
-    def clear(self) -> None:
-        self.font = None
-        self.generation += 1
+    def get(self, text: str) -> pygame.Surface:
+        surface = self.surfaces.get(text)
+        if surface is not None:
+            self.surfaces.move_to_end(text)
+            return surface
+        font = pygame.font.Font(pygame.font.get_default_font(), 42)
+        surface = font.render(text, True, (255, 255, 255), (0, 0, 0))
+        self.surfaces[text] = surface
+        if len(self.surfaces) > self.capacity:
+            self.surfaces.popitem(last=False)
+        return surface
 
-    def get(self) -> pygame.font.Font:
-        if self.font is None:
-            self.font = pygame.font.Font(pygame.font.get_default_font(), 42)
-        return self.font
+
+_SCORE_TEXTS = _ScoreTexts()
 
 
-_FONTS = _FontCache()
+def _arithmetic_matches_pygame() -> bool:
+    """Whether :func:`rotate` gives pygame's ``Vector2.rotate_rad`` doubles on this platform.
+
+    Pixel identity rests on it; a pygame build whose C compiler fuses ``cos*x - sin*y``
+    into one rounding (or a changed algorithm) would break it. Checked on 64 angles,
+    general and at quarter turns, with 8 points each.
+    """
+    rng = np.random.default_rng(12345)
+    angles = [
+        *rng.uniform(-20.0, 20.0, 48).tolist(),
+        *(k * _HALF_PI + d for k in (-3, 1, 2, 4) for d in (0, 3e-7, -3e-7, 2e-6)),
+    ]
+    for angle in angles:
+        points = rng.normal(0.0, 500.0, (8, 2))
+        expected = [
+            tuple(pygame.math.Vector2(float(x), float(y)).rotate_rad(angle)) for x, y in points.tolist()
+        ]
+        if rotate(points, angle).tolist() != [list(p) for p in expected]:
+            return False
+    return True
+
+
+_ARITHMETIC_OK: bool | None = None
+_WARNED_ARITHMETIC = False
+
+
+def fast_renderer_usable(*, warn: bool = True) -> bool:
+    """Whether :class:`FastCarRacing` can render here: a verified gymnasium release
+    (:func:`~relic_rl.environments.carracing.fast_render_supported`) and pygame arithmetic
+    that :func:`rotate` reproduces bit for bit (checked once per process).
+
+    :param warn: warn (once per process and reason) when it cannot.
+    """
+    global _ARITHMETIC_OK, _WARNED_ARITHMETIC
+    if not fast_render_supported(warn=warn):
+        return False
+    if _ARITHMETIC_OK is None:
+        _ARITHMETIC_OK = _arithmetic_matches_pygame()
+    if not _ARITHMETIC_OK and warn and not _WARNED_ARITHMETIC:
+        _WARNED_ARITHMETIC = True
+        warnings.warn(
+            "relic-rl's fast CarRacing renderer cannot reproduce this pygame build's Vector2 rotation "
+            "bit for bit, so CarRacing renders with gymnasium's own (slower) renderer. Observations are "
+            "unaffected.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    return _ARITHMETIC_OK
 
 
 class FastCarRacing(CarRacing):
@@ -186,8 +253,9 @@ class FastCarRacing(CarRacing):
     differs (see the module docstring for how).
 
     ``render_mode`` ``"rgb_array"``, ``"state_pixels"`` and ``"human"`` keep their
-    meaning. On a gymnasium release outside :data:`VERIFIED_GYMNASIUM` it renders with
-    gymnasium's own code (warning once); :attr:`fast_render` tells which is in use.
+    meaning. On a gymnasium release outside :data:`VERIFIED_GYMNASIUM`, or where the
+    arithmetic self-check fails (:func:`fast_renderer_usable`), it renders with gymnasium's
+    own code (warning once); :attr:`fast_render` tells which is in use.
 
     Unlike the stock env, ``self.surf`` (the last frame's window-sized surface) is reused
     from frame to frame instead of being reallocated.
@@ -214,13 +282,10 @@ class FastCarRacing(CarRacing):
         )
         #: True when this env renders with the fast renderer, False when it fell back to
         #: gymnasium's (unverified gymnasium version).
-        self.fast_render: bool = fast_render_supported()
+        self.fast_render: bool = fast_renderer_usable()
         self._road_source: list[Any] | None = None
         self._road_count = -1
         self._polygons = _STATIC_POLYGONS
-        self._score_text: str | None = None
-        self._score_surface: pygame.Surface | None = None
-        self._score_generation = -1
         self._canvas: pygame.Surface | None = None
         self._flipped: pygame.Surface | None = None
         self._canvas_format: tuple[Any, ...] | None = None
@@ -232,8 +297,6 @@ class FastCarRacing(CarRacing):
             return super()._render(mode)
         assert mode in self.metadata["render_modes"]
 
-        if not pygame.font.get_init():
-            _FONTS.clear()  # a Font from before a pygame.font.quit() must not be used
         pygame.font.init()
         if self.screen is None and mode == "human":
             pygame.display.init()
@@ -263,7 +326,7 @@ class FastCarRacing(CarRacing):
         # showing stats
         self._render_indicators(WINDOW_W, WINDOW_H)
 
-        text = self._score_text_surface(f"{self.reward:04.0f}")
+        text = _SCORE_TEXTS.get(f"{self.reward:04.0f}")
         text_rect = text.get_rect()
         text_rect.center = (60, WINDOW_H - WINDOW_H * 2.5 / 40.0)
         self.surf.blit(text, text_rect)
@@ -316,18 +379,6 @@ class FastCarRacing(CarRacing):
         target[...] = source[:, ::-1]
         del source, target  # unlock both surfaces before anything blits to them
         return flipped
-
-    def _score_text_surface(self, text: str) -> pygame.Surface:
-        """The rendered score text, re-rendered only when the text (or pygame) changed."""
-        if (
-            self._score_surface is None
-            or text != self._score_text
-            or self._score_generation != _FONTS.generation
-        ):
-            self._score_surface = _FONTS.get().render(text, True, (255, 255, 255), (0, 0, 0))
-            self._score_text = text
-            self._score_generation = _FONTS.generation
-        return self._score_surface
 
     # -- background, grass and road ------------------------------------------------
 
