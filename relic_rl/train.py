@@ -877,7 +877,7 @@ def _env_note(config: RunConfig) -> str | None:
     """The run summary's note on CarRacing: the v2 compat env and which renderer draws it."""
     notes = [
         carracing_compat_note(config.env_id) if _registers_carracing(config.env_id) else None,
-        renderer_note(config.env_id, config.agent.env_kwargs),
+        renderer_note(config.env_id, {**config.env_preset.env_kwargs, **config.agent.env_kwargs}),
     ]
     return " ".join(n for n in notes if n) or None
 

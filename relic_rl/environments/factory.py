@@ -456,7 +456,7 @@ def make_vec_env(
         venv = SubprocVecEnv(env_fns, start_method=start_method)
     else:
         venv = DummyVecEnv(env_fns)
-    warn_if_fast_renderer_unusable(strip_module(env_id), {**preset.env_kwargs, **dict(env_kwargs or {})})
+    warn_if_fast_renderer_unusable(env_id, {**preset.env_kwargs, **dict(env_kwargs or {})})
     if seed is not None:
         venv.seed(seed)
     if preset.frame_stack > 1:
