@@ -281,7 +281,7 @@ class FastCarRacing(CarRacing):
             continuous=continuous,
         )
         #: True when this env renders with the fast renderer, False when it fell back to
-        #: gymnasium's (unverified gymnasium version).
+        #: gymnasium's (unverified gymnasium release, or pygame arithmetic it cannot reproduce).
         self.fast_render: bool = fast_renderer_usable()
         self._road_source: list[Any] | None = None
         self._road_count = -1
