@@ -9,10 +9,11 @@ from a view of the whole track, where both envs draw all ~1,000 polygons and dif
 
 Training throughput (``--ppo``): the tuned CarRacing PPO preset of
 ``python -m relic_rl.train --env CarRacing-v2`` (8 envs x 512 steps, frame skip 2,
-ReLIC on) is built once per renderer and trained for ``--ppo-rollouts`` rollouts; agent
-steps/s are reported for the whole of ``learn`` and for the rollout (env) phase alone.
+ReLIC on) is built per renderer and round and trained for ``--ppo-rollouts`` rollouts, in
+``--ppo-repeats`` rounds of alternating order; agent steps/s are reported for the whole of
+``learn`` and for the rollout (env) phase alone, with the median ratio over the rounds.
 
-    python benchmarks/bench_carracing.py [--steps 1500] [--repeats 5] [--ppo] [--ppo-rollouts 1]
+    python benchmarks/bench_carracing.py [--steps 1500] [--repeats 5] [--ppo] [--ppo-repeats 3]
 """
 
 from __future__ import annotations
@@ -132,28 +133,47 @@ class _PhaseTimer(BaseCallback):
         return True
 
 
-def bench_ppo(rollouts: int) -> None:
+def _train_once(renderer: str, rollouts: int) -> tuple[int, float, float]:
+    """Train the preset for ``rollouts`` rollouts; (agent steps, seconds, seconds in rollouts)."""
     from relic_rl.train import build_model, make_env, resolve_run_config
 
-    print(f"\nCarRacing-v2 PPO preset (ReLIC on), {rollouts} rollout(s) + update(s) per renderer:")
-    for renderer in ("stock", "fast"):
-        config = resolve_run_config(["--env", "CarRacing-v2", "--env-kwargs", f"renderer={renderer}"])
-        n_envs = config.agent.n_envs
-        n_steps = int(config.agent.hyperparam("n_steps") or 0)
-        total = rollouts * n_envs * n_steps
-        env = make_env(config, n_envs=n_envs, seed=0)
-        model = build_model(config, env, "cpu")
-        timer = _PhaseTimer()
-        start = time.perf_counter()
-        model.learn(total_timesteps=total, callback=timer)
-        elapsed = time.perf_counter() - start
-        env.close()
+    config = resolve_run_config(["--env", "CarRacing-v2", "--env-kwargs", f"renderer={renderer}"])
+    n_steps = int(config.agent.hyperparam("n_steps") or 0)
+    env = make_env(config, n_envs=config.agent.n_envs, seed=0)
+    model = build_model(config, env, "cpu")
+    timer = _PhaseTimer()
+    start = time.perf_counter()
+    model.learn(total_timesteps=rollouts * config.agent.n_envs * n_steps, callback=timer)
+    elapsed = time.perf_counter() - start
+    env.close()
+    return model.num_timesteps, elapsed, timer.rollout_seconds
+
+
+def bench_ppo(rollouts: int, repeats: int) -> None:
+    print(
+        f"\nCarRacing-v2 PPO preset (ReLIC on): {repeats} round(s) of {rollouts} rollout(s) + update(s) "
+        "per renderer, alternating order:"
+    )
+    overall: dict[str, list[float]] = {"stock": [], "fast": []}
+    rollout: dict[str, list[float]] = {"stock": [], "fast": []}
+    for round_ in range(repeats):
+        for renderer in ("stock", "fast") if round_ % 2 == 0 else ("fast", "stock"):
+            steps, elapsed, in_rollouts = _train_once(renderer, rollouts)
+            overall[renderer].append(steps / elapsed)
+            rollout[renderer].append(steps / in_rollouts)
+            print(
+                f"  round {round_ + 1} {renderer:<6} {steps} agent steps in {elapsed:6.1f} s: "
+                f"{steps / elapsed:6.1f} agent steps/s overall, {steps / in_rollouts:6.1f} during rollouts "
+                f"(rollouts {in_rollouts:.1f} s, updates {elapsed - in_rollouts:.1f} s)",
+                flush=True,
+            )
+    for label, rates in (("overall", overall), ("rollouts only", rollout)):
+        ratios = [f / s for f, s in zip(rates["fast"], rates["stock"], strict=True)]
         print(
-            f"  {renderer:<6} {model.num_timesteps} agent steps in {elapsed:6.1f} s: "
-            f"{model.num_timesteps / elapsed:6.1f} agent steps/s overall, "
-            f"{model.num_timesteps / timer.rollout_seconds:6.1f} during rollouts "
-            f"(rollouts {timer.rollout_seconds:.1f} s, updates {elapsed - timer.rollout_seconds:.1f} s)",
-            flush=True,
+            f"agent steps/s {label:<14} stock {statistics.median(rates['stock']):6.1f}  "
+            f"fast {statistics.median(rates['fast']):6.1f}  "
+            f"fast/stock median {statistics.median(ratios):.2f}x "
+            f"(min {min(ratios):.2f}, max {max(ratios):.2f})"
         )
 
 
@@ -177,7 +197,7 @@ def main() -> None:
     print(f"{args.steps} random-action steps per env and round, {args.repeats} rounds\n")
     bench_envs(args.steps, args.repeats)
     if args.ppo:
-        bench_ppo(args.ppo_rollouts)
+        bench_ppo(args.ppo_rollouts, args.ppo_repeats)
 
 
 if __name__ == "__main__":
