@@ -185,8 +185,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int_at_least(1), default=5, help="rounds")
     parser.add_argument("--ppo", action="store_true", help="also measure PPO training throughput")
     parser.add_argument(
-        "--ppo-rollouts", type=int_at_least(1), default=1, help="rollouts per renderer for --ppo"
+        "--ppo-rollouts", type=int_at_least(1), default=1, help="rollouts per renderer and round for --ppo"
     )
+    parser.add_argument("--ppo-repeats", type=int_at_least(1), default=3, help="rounds for --ppo")
     args = parser.parse_args()
     flavour = "pygame-ce" if getattr(pygame, "IS_CE", False) else "pygame"
     sdl = ".".join(map(str, pygame.get_sdl_version()))
