@@ -195,6 +195,9 @@ def main() -> None:
         f"CPU: {_cpu_model()} ({torch.get_num_threads()} torch threads); gymnasium {gym.__version__}, "
         f"{flavour} {pygame.version.ver} (SDL {sdl}), numpy {np.__version__}"
     )
+    if not FastCarRacing().fast_render:
+        print("NOTE: FastCarRacing falls back to gymnasium's renderer here (see the warning above);")
+        print("      its column below measures the stock renderer.")
     print(f"{args.steps} random-action steps per env and round, {args.repeats} rounds\n")
     bench_envs(args.steps, args.repeats)
     if args.ppo:

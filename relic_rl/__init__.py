@@ -24,9 +24,9 @@ def __getattr__(name: str) -> Any:
     # FastCarRacing needs Box2D and pygame (the box2d extra): imported on first use, and
     # left out of __all__ so that `from ... import *` works without that extra.
     if name == "FastCarRacing":
-        from relic_rl.environments.fast_carracing import FastCarRacing
+        from relic_rl import environments
 
-        return FastCarRacing
+        return environments.FastCarRacing  # AttributeError with an install hint without Box2D
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

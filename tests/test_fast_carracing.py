@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 import math
 import pickle
+import sys
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -35,16 +36,18 @@ from relic_rl.environments import (  # noqa: E402
 from relic_rl.environments import carracing as carracing_module  # noqa: E402
 from relic_rl.environments import fast_carracing as fast_module  # noqa: E402
 from relic_rl.environments._carracing_env import make_carracing_v2  # noqa: E402
-from relic_rl.environments.fast_carracing import fast_renderer_usable, rotate, to_screen  # noqa: E402
+from relic_rl.environments.fast_carracing import rotate, to_screen  # noqa: E402
 
 pytestmark = pytest.mark.carracing
 
-# Elsewhere FastCarRacing renders with gymnasium's code, and comparing it with the stock env
-# would compare the stock renderer with itself.
+# On other gymnasium releases FastCarRacing renders with gymnasium's code, and comparing it with
+# the stock env would compare the stock renderer with itself. (Within the range, a failing
+# arithmetic self-check is a test failure, see test_pygame_arithmetic_self_check_passes.)
 needs_fast_renderer = pytest.mark.skipif(
-    not fast_renderer_usable(warn=False),
-    reason=f"relic-rl's fast renderer is not used with gymnasium {gym.__version__} / this pygame build",
+    not fast_render_supported(warn=False),
+    reason=f"relic-rl's fast renderer is not verified for gymnasium {gym.__version__}",
 )
+VERIFIED_VERSION = ".".join(map(str, carracing_module.VERIFIED_GYMNASIUM[0]))
 
 
 # --------------------------------------------------------------------- arithmetic
@@ -69,6 +72,12 @@ def test_rotate_is_bit_identical_to_pygame_vector2() -> None:
         got = rotate(points, float(angle))
         # Compare the bit patterns: equal doubles, including the sign of zeros.
         assert np.array_equal(got.view(np.int64), expected.view(np.int64)), angle
+
+
+@needs_fast_renderer
+def test_pygame_arithmetic_self_check_passes() -> None:
+    assert fast_module._arithmetic_matches_pygame()
+    assert FastCarRacing().fast_render is True
 
 
 def test_to_screen_is_the_stock_expression() -> None:
@@ -272,15 +281,18 @@ def test_frames_stay_identical_across_pygame_shutdowns() -> None:
         lambda: pygame.quit(),
         lambda: (pygame.quit(), pygame.init()),
     ]
-    for round_, shutdown in enumerate(shutdowns):
-        # 15 steps change the score text (-0.1 per step), so new texts must be rendered.
-        for t in range(15):
-            action = rng.uniform([-1.0, 0.0, 0.0], [1.0, 1.0, 1.0]).astype(np.float32)
-            _assert_same_step(stock.step(action), fast.step(action), f"round {round_}, step {t}")
-            _assert_same(stock.render(), fast.render(), f"round {round_}, step {t}: frame")
-        shutdown()
-    stock.close()
-    fast.close()
+    try:
+        for round_, shutdown in enumerate([*shutdowns, None]):
+            # 15 steps change the score text (-0.1 per step), so new texts must be rendered.
+            for t in range(15):
+                action = rng.uniform([-1.0, 0.0, 0.0], [1.0, 1.0, 1.0]).astype(np.float32)
+                _assert_same_step(stock.step(action), fast.step(action), f"round {round_}, step {t}")
+                _assert_same(stock.render(), fast.render(), f"round {round_}, step {t}: frame")
+            if shutdown is not None:
+                shutdown()
+    finally:
+        stock.close()
+        fast.close()
 
 
 # ------------------------------------------------------------------------ the class
@@ -350,6 +362,7 @@ def test_unverified_gymnasium_falls_back_to_the_stock_renderer_and_says_so_once(
 def test_platform_arithmetic_mismatch_falls_back_to_the_stock_renderer(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setattr(gym, "__version__", VERIFIED_VERSION)
     monkeypatch.setattr(fast_module, "_ARITHMETIC_OK", False)
     monkeypatch.setattr(fast_module, "_WARNED_ARITHMETIC", False)
     with pytest.warns(RuntimeWarning, match="cannot reproduce this pygame build's Vector2 rotation"):
@@ -365,6 +378,38 @@ def test_platform_arithmetic_mismatch_falls_back_to_the_stock_renderer(
     finally:
         venv.close()
         env.close()
+
+
+def test_the_factory_says_once_that_it_falls_back_on_a_pygame_mismatch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(gym, "__version__", VERIFIED_VERSION)
+    monkeypatch.setattr(fast_module, "_ARITHMETIC_OK", False)
+    monkeypatch.setattr(fast_module, "_WARNED_ARITHMETIC", False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(2):
+            venv = make_vec_env("CarRacing-v3", n_envs=2, seed=0)
+            assert not any(isinstance(e, FastCarRacing) for e in venv.get_attr("unwrapped"))
+            venv.close()
+    said = [w for w in caught if "cannot reproduce this pygame build" in str(w.message)]
+    assert len(said) == 1
+
+
+def test_subprocess_workers_do_not_repeat_the_fallback_warning(monkeypatch: pytest.MonkeyPatch) -> None:
+    from relic_rl.environments import _carracing_env
+
+    monkeypatch.setattr(gym, "__version__", VERIFIED_VERSION)
+    monkeypatch.setattr(fast_module, "_ARITHMETIC_OK", False)
+    monkeypatch.setattr(fast_module, "_WARNED_ARITHMETIC", False)
+    monkeypatch.setattr(_carracing_env.multiprocessing, "parent_process", lambda: object())  # a worker
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        env = _carracing_env.make_carracing_v3()
+    assert type(env) is CarRacing
+    monkeypatch.setattr(_carracing_env.multiprocessing, "parent_process", lambda: None)  # the main process
+    with pytest.warns(RuntimeWarning, match="cannot reproduce this pygame build"):
+        _carracing_env.make_carracing_v3()
 
 
 def test_the_factory_says_once_that_it_falls_back(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -419,6 +464,46 @@ def test_factory_fast_and_stock_give_the_same_preprocessed_observations() -> Non
 def test_error_unknown_renderer() -> None:
     with pytest.raises(EnvCreationError, match=r"renderer must be one of \['fast', 'stock'\], got 'fastest'"):
         make_vec_env("CarRacing-v3", env_kwargs={"renderer": "fastest"})
+
+
+@needs_fast_renderer
+def test_module_prefixed_carracing_v2_is_relic_rls() -> None:
+    venv = make_vec_env("relic_rl:CarRacing-v2", n_envs=1, seed=0)
+    try:
+        assert isinstance(venv.get_attr("unwrapped")[0], FastCarRacing)
+    finally:
+        venv.close()
+    note = renderer_note("relic_rl:CarRacing-v2")
+    assert note is not None and "fast renderer" in note
+
+
+def test_without_box2d_fast_carracing_is_missing_but_imports_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.helpers import BOX2D_MODULES
+
+    for name in list(sys.modules):
+        if name.startswith(BOX2D_MODULES):
+            monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "Box2D", None)
+    namespace: dict[str, Any] = {}
+    exec("from relic_rl import *\nfrom relic_rl.environments import *", namespace)
+    assert "ReLICPPO" in namespace and "make_vec_env" in namespace
+    assert not hasattr(relic_rl, "FastCarRacing")
+    with pytest.raises(AttributeError, match=r'pip install "relic-rl\[box2d\]"'):
+        _ = relic_rl.environments.FastCarRacing
+
+
+def test_run_summary_note_reads_the_preset_and_the_user_env_kwargs() -> None:
+    import dataclasses
+
+    from relic_rl.train import _env_note, resolve_run_config
+
+    config = resolve_run_config(["--env", "CarRacing-v3"])
+    stock_preset = dataclasses.replace(config.env_preset, env_kwargs={"renderer": "stock"})
+    assert "renderer=stock" in (_env_note(dataclasses.replace(config, env_preset=stock_preset)) or "")
+    user_stock = resolve_run_config(["--env", "CarRacing-v3", "--env-kwargs", "renderer=stock"])
+    assert "renderer=stock" in (_env_note(user_stock) or "")
+    if fast_render_supported(warn=False):
+        assert "fast renderer" in (_env_note(config) or "")
 
 
 def test_plain_gym_make_is_untouched() -> None:

@@ -15,6 +15,8 @@
 
 from typing import TYPE_CHECKING, Any
 
+from gymnasium.error import DependencyNotInstalled
+
 from relic_rl.environments.carracing import (
     RENDERERS,
     VERIFIED_GYMNASIUM,
@@ -26,7 +28,7 @@ from relic_rl.environments.carracing import (
     register_carracing_v2,
     renderer_note,
 )
-from relic_rl.environments.errors import EnvCreationError
+from relic_rl.environments.errors import BOX2D_HINT, EnvCreationError
 from relic_rl.environments.factory import EnvFactory, make_env_fn, make_raw_env, make_vec_env, monitor_path
 from relic_rl.environments.preset import EnvPreset, family_for, load_env_presets, strip_module
 from relic_rl.environments.spaces import is_image_box, is_image_observation_space
@@ -40,8 +42,11 @@ def __getattr__(name: str) -> Any:
     # FastCarRacing needs Box2D and pygame (the box2d extra): imported on first use, and
     # left out of __all__ so that `from ... import *` works without that extra.
     if name == "FastCarRacing":
-        from relic_rl.environments.fast_carracing import FastCarRacing
-
+        try:
+            from relic_rl.environments.fast_carracing import FastCarRacing
+        except (ImportError, DependencyNotInstalled) as e:
+            # AttributeError, so that hasattr() and introspection tools see "not available".
+            raise AttributeError(f"FastCarRacing is not available: {e}. {BOX2D_HINT}") from e
         return FastCarRacing
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 

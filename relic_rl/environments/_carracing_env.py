@@ -12,6 +12,7 @@ Both entry points take gymnasium's ``CarRacing`` arguments plus ``renderer``:
 
 from __future__ import annotations
 
+import multiprocessing
 from typing import Any
 
 import gymnasium as gym
@@ -62,9 +63,10 @@ class FastCarRacingV2Pixels(_V2ScoreMixin, FastCarRacing):
 
 def _env_class(renderer: str, stock: type[CarRacing], fast: type[CarRacing]) -> type[CarRacing]:
     check_renderer(renderer)
-    # Silent here: this runs in every subprocess worker. relic-rl's env factory warns once,
-    # in the main process, when it falls back (and FastCarRacing itself warns when built directly).
-    if renderer == "fast" and fast_renderer_usable(warn=False):
+    # A fallback is said once, by the main process: subprocess workers (SubprocVecEnv) would
+    # each repeat it, and relic-rl's env factory has already said it there.
+    in_worker = multiprocessing.parent_process() is not None
+    if renderer == "fast" and fast_renderer_usable(warn=not in_worker):
         return fast
     return stock
 

@@ -226,8 +226,10 @@ def make_target(env_id: str) -> str | EnvSpec:
 
 def uses_relic_carracing(env_id: str) -> bool:
     """Whether relic-rl's factory builds ``env_id`` with a relic-rl CarRacing entry point
-    (so the ``renderer`` env kwarg applies)."""
-    return is_carracing_v2_compat(env_id) or not isinstance(make_target(env_id), str)
+    (so the ``renderer`` env kwarg applies): ``CarRacing-v2`` (also with a ``module:``
+    prefix, which gymnasium resolves to the same registration) or plain ``CarRacing-v3``."""
+    name = env_id.split(":", 1)[1] if ":" in env_id else env_id
+    return is_carracing_v2_compat(name) or not isinstance(make_target(env_id), str)
 
 
 def renderer_note(env_id: str, env_kwargs: Mapping[str, Any] | None = None) -> str | None:
