@@ -274,20 +274,6 @@ def _arithmetic_usable() -> bool:
     return fast_renderer_usable(warn=False)
 
 
-def warn_if_fast_renderer_unusable(env_id: str, env_kwargs: Mapping[str, Any] | None) -> None:
-    """Warn (once per process) when relic-rl's CarRacing was asked for the fast renderer but
-    renders with gymnasium's. Called by the env factory in the main process only, so that
-    subprocess workers stay quiet."""
-    if not uses_relic_carracing(env_id) or (env_kwargs or {}).get("renderer", DEFAULT_RENDERER) != "fast":
-        return
-    if fast_render_supported(warn=True):
-        try:
-            from relic_rl.environments.fast_carracing import fast_renderer_usable
-        except (ImportError, gym.error.DependencyNotInstalled):
-            return
-        fast_renderer_usable(warn=True)
-
-
 def is_carracing_v2_compat(env_id: str = CARRACING_V2_ID) -> bool:
     """Whether ``env_id`` is ``CarRacing-v2`` and resolves to relic-rl's compat env."""
     return env_id == CARRACING_V2_ID and _registered_entry_point(CARRACING_V2_ID) == COMPAT_ENTRY_POINT

@@ -52,7 +52,6 @@ from relic_rl.environments.carracing import (
     is_carracing_v2_compat,
     make_target,
     register_carracing_v2,
-    warn_if_fast_renderer_unusable,
 )
 from relic_rl.environments.errors import ATARI_HINT, BOX2D_HINT, EnvCreationError
 from relic_rl.environments.preset import EnvPreset, family_for, strip_module
@@ -456,7 +455,6 @@ def make_vec_env(
         venv = SubprocVecEnv(env_fns, start_method=start_method)
     else:
         venv = DummyVecEnv(env_fns)
-    warn_if_fast_renderer_unusable(env_id, {**preset.env_kwargs, **dict(env_kwargs or {})})
     if seed is not None:
         venv.seed(seed)
     if preset.frame_stack > 1:
