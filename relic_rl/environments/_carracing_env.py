@@ -7,7 +7,7 @@ raises ``DependencyNotInstalled`` here exactly as it does for its own ``CarRacin
 
 Both entry points take gymnasium's ``CarRacing`` arguments plus ``renderer``:
 ``"fast"`` (default) builds :class:`~relic_rl.environments.fast_carracing.FastCarRacing`
-(pixel-identical, several times faster), ``"stock"`` gymnasium's own class.
+(pixel-identical, about 2.5x faster), ``"stock"`` gymnasium's own class.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ differences: the v3 env class drawing the v2 score text
 **Renderer.** relic-rl's ``CarRacing-v2`` and the ``CarRacing-v3`` its env factory builds
 (:func:`make_target`) render with
 :class:`~relic_rl.environments.fast_carracing.FastCarRacing`, which gives bit-identical
-frames several times faster. The env kwarg ``renderer="stock"`` selects gymnasium's own
+frames about 2.5x faster. The env kwarg ``renderer="stock"`` selects gymnasium's own
 renderer (``renderer="fast"`` is the default). ``gym.make("CarRacing-v3")`` outside
 relic-rl's factory is left untouched.
 """

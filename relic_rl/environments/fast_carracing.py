@@ -1,4 +1,4 @@
-"""``FastCarRacing``: gymnasium's CarRacing with the same pixels, rendered several times faster.
+"""``FastCarRacing``: gymnasium's CarRacing with the same pixels, rendered about 2.5x faster.
 
 gymnasium's CarRacing renders every step (the observation *is* the rendered frame), and
 its renderer spends most of its time in Python: each of ~1,000 background, grass and
