@@ -18,7 +18,6 @@ import argparse
 import os
 import platform
 import statistics
-import subprocess
 import time
 from collections.abc import Callable
 
@@ -27,6 +26,7 @@ import stable_baselines3
 import torch
 import torch.nn.functional as F
 from gymnasium import spaces
+from machine import cpu_model
 from stable_baselines3.common.torch_layers import NatureCNN
 
 from relic_rl.augmentations import make_augmentation, shift_images
@@ -34,25 +34,6 @@ from relic_rl.augmentations import make_augmentation, shift_images
 SHAPES: tuple[tuple[int, int, int, int], ...] = ((256, 6, 84, 84), (128, 2, 64, 64))
 SPECS: tuple[str, ...] = ("shift", "shift,intensity")
 PAD = 4
-
-
-def cpu_model() -> str:
-    """CPU model name from /proc/cpuinfo, falling back to lscpu, then to platform."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def timed(fn: Callable[[], object]) -> float:

@@ -19,7 +19,6 @@ ReLIC on) is built per renderer and round and trained for ``--ppo-rollouts`` rol
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import time
 from typing import Any
@@ -29,6 +28,7 @@ import numpy as np
 import pygame
 import torch
 from gymnasium.envs.box2d.car_racing import CarRacing
+from machine import cpu_model
 from stable_baselines3.common.callbacks import BaseCallback
 
 from relic_rl import FastCarRacing
@@ -47,17 +47,6 @@ ENVS: dict[str, type[CarRacing]] = {
     "fast": FastCarRacing,
     "physics": PhysicsOnlyCarRacing,
 }
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def env_steps_per_second(cls: type[CarRacing], steps: int, seed: int) -> float:
@@ -192,7 +181,7 @@ def main() -> None:
     flavour = "pygame-ce" if getattr(pygame, "IS_CE", False) else "pygame"
     sdl = ".".join(map(str, pygame.get_sdl_version()))
     print(
-        f"CPU: {_cpu_model()} ({torch.get_num_threads()} torch threads); gymnasium {gym.__version__}, "
+        f"CPU: {cpu_model()} ({torch.get_num_threads()} torch threads); gymnasium {gym.__version__}, "
         f"{flavour} {pygame.version.ver} (SDL {sdl}), numpy {np.__version__}"
     )
     if not FastCarRacing().fast_render:

@@ -12,7 +12,6 @@ rounds after one warm-up each; ratios are taken within a round.
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import time
 from typing import Any
@@ -21,6 +20,7 @@ import gymnasium as gym
 import numpy as np
 import stable_baselines3 as sb3
 import torch
+from machine import cpu_model
 from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import DummyVecEnv
 
@@ -41,17 +41,6 @@ class _ShapeEnv(gym.Env):
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
         return self.observation_space.sample(), 0.0, False, False, {}
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def build(relic: ReLICConfig | None, epochs: int) -> PPO:
@@ -109,7 +98,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(
-        f"cpu: {_cpu_model()} | nproc: {__import__('os').cpu_count()} | torch {torch.__version__} "
+        f"cpu: {cpu_model()} | nproc: {__import__('os').cpu_count()} | torch {torch.__version__} "
         f"threads {torch.get_num_threads()} | SB3 {sb3.__version__}"
     )
     print(

@@ -359,12 +359,17 @@ def test_unverified_gymnasium_falls_back_to_the_stock_renderer_and_says_so_once(
         env.close()
 
 
-def test_platform_arithmetic_mismatch_falls_back_to_the_stock_renderer(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+@pytest.fixture
+def pygame_mismatch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A verified gymnasium, but pygame arithmetic the fast renderer cannot reproduce
+    (the self-check result faked), with its warning not yet given."""
     monkeypatch.setattr(gym, "__version__", VERIFIED_VERSION)
     monkeypatch.setattr(fast_module, "_ARITHMETIC_OK", False)
     monkeypatch.setattr(fast_module, "_WARNED_ARITHMETIC", False)
+
+
+@pytest.mark.usefixtures("pygame_mismatch")
+def test_platform_arithmetic_mismatch_falls_back_to_the_stock_renderer() -> None:
     with pytest.warns(RuntimeWarning, match="cannot reproduce this pygame build's Vector2 rotation"):
         env = FastCarRacing()
     assert env.fast_render is False
@@ -380,12 +385,8 @@ def test_platform_arithmetic_mismatch_falls_back_to_the_stock_renderer(
         env.close()
 
 
-def test_the_factory_says_once_that_it_falls_back_on_a_pygame_mismatch(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(gym, "__version__", VERIFIED_VERSION)
-    monkeypatch.setattr(fast_module, "_ARITHMETIC_OK", False)
-    monkeypatch.setattr(fast_module, "_WARNED_ARITHMETIC", False)
+@pytest.mark.usefixtures("pygame_mismatch")
+def test_the_factory_says_once_that_it_falls_back_on_a_pygame_mismatch() -> None:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for _ in range(2):
@@ -396,12 +397,10 @@ def test_the_factory_says_once_that_it_falls_back_on_a_pygame_mismatch(
     assert len(said) == 1
 
 
+@pytest.mark.usefixtures("pygame_mismatch")
 def test_subprocess_workers_do_not_repeat_the_fallback_warning(monkeypatch: pytest.MonkeyPatch) -> None:
     from relic_rl.environments import _carracing_env
 
-    monkeypatch.setattr(gym, "__version__", VERIFIED_VERSION)
-    monkeypatch.setattr(fast_module, "_ARITHMETIC_OK", False)
-    monkeypatch.setattr(fast_module, "_WARNED_ARITHMETIC", False)
     monkeypatch.setattr(_carracing_env.multiprocessing, "parent_process", lambda: object())  # a worker
     with warnings.catch_warnings():
         warnings.simplefilter("error")

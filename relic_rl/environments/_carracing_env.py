@@ -61,14 +61,15 @@ class FastCarRacingV2Pixels(_V2ScoreMixin, FastCarRacing):
     as v2 did."""
 
 
-def _env_class(renderer: str, stock: type[CarRacing], fast: type[CarRacing]) -> type[CarRacing]:
+def _build(renderer: str, stock: type[CarRacing], fast: type[CarRacing], **kwargs: Any) -> CarRacing:
+    """``fast(**kwargs)`` when ``renderer="fast"`` and the fast renderer is usable here,
+    else ``stock(**kwargs)``."""
     check_renderer(renderer)
-    # A fallback is said once, by the main process: subprocess workers (SubprocVecEnv) would
-    # each repeat it, and relic-rl's env factory has already said it there.
+    # A fallback is said once, by the main process (it builds an env first, also for
+    # SubprocVecEnv); subprocess workers would each repeat it.
     in_worker = multiprocessing.parent_process() is not None
-    if renderer == "fast" and fast_renderer_usable(warn=not in_worker):
-        return fast
-    return stock
+    use_fast = renderer == "fast" and fast_renderer_usable(warn=not in_worker)
+    return (fast if use_fast else stock)(**kwargs)
 
 
 def make_carracing_v2(
@@ -95,8 +96,10 @@ def make_carracing_v2(
     :return: the env.
     :raises EnvCreationError: for an unknown ``renderer``.
     """
-    cls = _env_class(renderer, CarRacingV2Pixels, FastCarRacingV2Pixels)
-    env = cls(
+    env = _build(
+        renderer,
+        CarRacingV2Pixels,
+        FastCarRacingV2Pixels,
         render_mode=render_mode,
         verbose=verbose,
         lap_complete_percent=lap_complete_percent,
@@ -121,8 +124,10 @@ def make_carracing_v3(
         ``CarRacing``.
     :raises EnvCreationError: for an unknown ``renderer``.
     """
-    cls = _env_class(renderer, CarRacing, FastCarRacing)
-    return cls(
+    return _build(
+        renderer,
+        CarRacing,
+        FastCarRacing,
         render_mode=render_mode,
         verbose=verbose,
         lap_complete_percent=lap_complete_percent,
