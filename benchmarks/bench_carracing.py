@@ -7,13 +7,19 @@ physics-only rate shows how much of a step is still rendering (the remaining hea
 Use runs much longer than 50 steps: the first second (50 steps) of every episode zooms in
 from a view of the whole track, where both envs draw all ~1,000 polygons and differ little.
 
+Pipeline (always): agent steps/s of the whole preprocessed ``CarRacing-v2`` pipeline as
+``relic_rl.environments.make_vec_env`` builds it (Monitor, frame skip 2, 64x64 resize,
+grayscale, frame stack 2, one env in a DummyVecEnv), with gymnasium's renderer
+(``renderer=stock``, every frame drawn) and relic-rl's default (the fast renderer, skipped
+frames not drawn), alternating rounds, median ratio.
+
 Training throughput (``--ppo``): the tuned CarRacing PPO preset of
 ``python -m relic_rl.train --env CarRacing-v2`` (8 envs x 512 steps, frame skip 2,
 ReLIC on) is built per renderer and round and trained for ``--ppo-rollouts`` rollouts, in
 ``--ppo-repeats`` rounds of alternating order; agent steps/s are reported for the whole of
 ``learn`` and for the rollout (env) phase alone, with the median ratio over the rounds.
 
-    python benchmarks/bench_carracing.py [--steps 1500] [--repeats 5] [--ppo] [--ppo-repeats 3]
+    python benchmarks/bench_carracing.py [--steps 1500] [--repeats 5] [--pipeline-steps 1000] [--ppo]
 """
 
 from __future__ import annotations
@@ -104,6 +110,57 @@ def bench_envs(steps: int, repeats: int) -> None:
     )
 
 
+def pipeline_steps_per_second(renderer: str, steps: int, seed: int) -> float:
+    """Agent steps/s of the preprocessed CarRacing-v2 pipeline (one env, random actions)."""
+    from relic_rl.environments import make_vec_env
+
+    venv = make_vec_env("CarRacing-v2", n_envs=1, seed=seed, env_kwargs={"renderer": renderer})
+    rng = np.random.default_rng(seed)
+    actions = rng.uniform([-1.0, 0.0, 0.0], [1.0, 1.0, 1.0], size=(steps, 1, 3)).astype(np.float32)
+    venv.reset()
+    start = time.perf_counter()
+    for action in actions:
+        venv.step(action)  # the VecEnv resets by itself at episode ends
+    elapsed = time.perf_counter() - start
+    venv.close()
+    return steps / elapsed
+
+
+def bench_pipeline(steps: int, repeats: int) -> None:
+    print(
+        f"\nCarRacing-v2 pipeline (make_vec_env, frame skip 2, 64x64 gray, stack 2): {steps} agent "
+        f"steps per renderer and round, {repeats} rounds"
+    )
+    renderers = ("stock", "fast")
+    rates: dict[str, list[float]] = {name: [] for name in renderers}
+    for name in renderers:  # warm-up
+        pipeline_steps_per_second(name, 50, seed=0)
+    ratios = []
+    for round_ in range(repeats):
+        order = renderers if round_ % 2 == 0 else tuple(reversed(renderers))
+        now = {name: pipeline_steps_per_second(name, steps, seed=round_) for name in order}
+        for name, rate in now.items():
+            rates[name].append(rate)
+        ratios.append(now["fast"] / now["stock"])
+        print(
+            f"round {round_ + 1}: stock {now['stock']:7.1f}  default {now['fast']:7.1f} agent steps/s   "
+            f"default/stock {ratios[-1]:.2f}x",
+            flush=True,
+        )
+    for name in renderers:
+        values = rates[name]
+        label = "stock renderer" if name == "stock" else "default"
+        print(
+            f"{label:<16} median {statistics.median(values):7.1f} agent steps/s "
+            f"({1000 / statistics.median(values):.2f} ms per agent step; min {min(values):.1f}, "
+            f"max {max(values):.1f})"
+        )
+    print(
+        f"env cost per agent step, stock / default: median {statistics.median(ratios):.2f}x "
+        f"(min {min(ratios):.2f}, max {max(ratios):.2f})"
+    )
+
+
 class _PhaseTimer(BaseCallback):
     """Wall time spent collecting rollouts (env steps + policy forward passes)."""
 
@@ -172,6 +229,9 @@ def main() -> None:
     )
     parser.add_argument("--steps", type=int_at_least(1), default=1500, help="env steps per env and round")
     parser.add_argument("--repeats", type=int_at_least(1), default=5, help="rounds")
+    parser.add_argument(
+        "--pipeline-steps", type=int_at_least(1), default=1000, help="agent steps per round (pipeline)"
+    )
     parser.add_argument("--ppo", action="store_true", help="also measure PPO training throughput")
     parser.add_argument(
         "--ppo-rollouts", type=int_at_least(1), default=1, help="rollouts per renderer and round for --ppo"
@@ -189,6 +249,7 @@ def main() -> None:
         print("      its column below measures the stock renderer.")
     print(f"{args.steps} random-action steps per env and round, {args.repeats} rounds\n")
     bench_envs(args.steps, args.repeats)
+    bench_pipeline(args.pipeline_steps, args.repeats)
     if args.ppo:
         bench_ppo(args.ppo_rollouts, args.ppo_repeats)
 

@@ -22,7 +22,11 @@ computed, never what is drawn:
 * rendered score texts are kept (by their string) instead of opening the font file and
   rendering the text on every frame;
 * the car is drawn by the same vectorised transform with the same pygame primitives as
-  ``Car.draw``.
+  ``Car.draw``;
+* with frame skipping, the frames nobody observes are not drawn at all
+  (:meth:`FastCarRacing.skip_next_observation`, used by
+  :class:`~relic_rl.environments.wrappers.FrameSkip`): the physics steps, the frame that is
+  returned is drawn once, from the same state the stock env would have drawn it from.
 
 Everything that reaches a pygame drawing call (primitive, coordinates, colour, order) is
 identical, so observations and ``rgb_array`` frames are bit-identical to the stock env's;
@@ -289,10 +293,62 @@ class FastCarRacing(CarRacing):
         self._canvas: pygame.Surface | None = None
         self._flipped: pygame.Surface | None = None
         self._canvas_format: tuple[Any, ...] | None = None
+        # Frame skipping: the next observation is not drawn (skip_next_observation), and the
+        # score of a frame that was skipped, for drawing it later (render_skipped_observation).
+        self._skip_next = False
+        self._skipped_score: float | None = None
+
+    # -- frames nobody observes --------------------------------------------------
+
+    def skip_next_observation(self) -> None:
+        """Do not draw the observation of the next :meth:`step`.
+
+        For frame skipping, where only every k-th frame is observed. The next ``step``
+        runs the physics, rewards and episode logic as always, but instead of drawing the
+        ``state_pixels`` frame it returns a copy of the previous observation in its place;
+        :meth:`render_skipped_observation` draws the skipped frame afterwards if it is
+        needed after all (the episode ended inside the skip). ``render_mode="human"``
+        windows are still drawn on every step. :meth:`reset` cancels a pending skip.
+        """
+        self._skip_next = True
+
+    def render_skipped_observation(self) -> Any:
+        """The observation of the last step, drawn now if that step skipped it.
+
+        The frame is the one the stock env draws inside ``step``: the state after the
+        physics step, with the score as it was at that point (before the step's -0.1),
+        so it is pixel-identical to a step that was not skipped.
+
+        :return: the ``(96, 96, 3)`` uint8 observation.
+        """
+        if self._skipped_score is None:
+            return self.state
+        score = self.reward
+        self.reward = self._skipped_score
+        self._skipped_score = None
+        try:
+            self.state = self._render("state_pixels")
+        finally:
+            self.reward = score
+        return self.state
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> Any:
+        """gymnasium's ``reset``; also cancels a pending :meth:`skip_next_observation`."""
+        self._skip_next = False
+        self._skipped_score = None
+        return super().reset(seed=seed, options=options)
 
     # -- frame -----------------------------------------------------------------
 
     def _render(self, mode: str) -> Any:
+        if mode == "state_pixels":
+            if self._skip_next:
+                # float(): the v2 score mixin hands a float subclass that prints as v2 did.
+                self._skip_next = False
+                self._skipped_score = float(self.reward)
+                # A copy: gymnasium's env checker warns about steps that share an array.
+                return None if self.state is None else self.state.copy()
+            self._skipped_score = None
         if not self.fast_render:
             return super()._render(mode)
         assert mode in self.metadata["render_modes"]
