@@ -3,10 +3,12 @@
 Shapes: 8 envs x 512 steps = 4096 samples of 2 x 64 x 64 gray stacks, batch 128,
 10 epochs (320 gradient steps), NatureCNN, gSDE, GELU, pi/vf [256] (rl-zoo3's tuned PPO).
 The rollout buffer is filled with random data once; only ``model.train()`` is timed,
-cycling plain, ReLIC (defaults) and ReLIC with every view augmented for ``--repeats``
-rounds after one warm-up each; ratios are taken within a round.
+cycling plain SB3 PPO and the ReLIC variants for ``--repeats`` rounds after one warm-up
+each; ratios are taken within a round. The variants: the defaults, every view augmented,
+and the off-by-default ``ReLICConfig`` options that change what is computed for speed
+(``aux_batch_size``, ``aux_every``, ``target_precision``).
 
-    python benchmarks/bench_update.py [--repeats 5] [--epochs 10] [--threads 2]
+    python benchmarks/bench_update.py [--repeats 5] [--epochs 10] [--threads 2] [--defaults-only]
 """
 
 from __future__ import annotations
@@ -60,9 +62,7 @@ def build(relic: ReLICConfig | None, epochs: int) -> PPO:
         ),
     )
     model: PPO = (
-        ReLICPPO("CnnPolicy", env, relic=ReLICConfig(), **kwargs)
-        if relic
-        else PPO("CnnPolicy", env, **kwargs)
+        ReLICPPO("CnnPolicy", env, relic=relic, **kwargs) if relic else PPO("CnnPolicy", env, **kwargs)
     )
     model._setup_learn(total_timesteps=N_ENVS * N_STEPS)
     buf = model.rollout_buffer
@@ -95,6 +95,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="interleaved plain/ReLIC pairs (default 5)")
     parser.add_argument("--epochs", type=int, default=10, help="PPO epochs per update phase (default 10)")
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default 2)")
+    parser.add_argument(
+        "--defaults-only", action="store_true", help="time plain SB3 PPO and ReLIC-PPO's defaults only"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(
@@ -105,17 +108,28 @@ def main() -> None:
         f"PPO update phase: {N_ENVS}x{N_STEPS} samples of {OBS_SHAPE}, batch {BATCH}, {args.epochs} epochs "
         f"({N_ENVS * N_STEPS // BATCH * args.epochs} gradient steps); ReLIC: {ReLICConfig()}"
     )
-    variants = {
-        "plain SB3 PPO": build(None, args.epochs),
-        "ReLIC-PPO (defaults)": build(ReLICConfig(), args.epochs),
-        "ReLIC-PPO (clean_view=False)": build(ReLICConfig(clean_view=False), args.epochs),
+    configs: dict[str, ReLICConfig | None] = {
+        "plain SB3 PPO": None,
+        "ReLIC-PPO (defaults)": ReLICConfig(),
     }
+    if not args.defaults_only:
+        configs.update(
+            {
+                "ReLIC-PPO (clean_view=False)": ReLICConfig(clean_view=False),
+                "ReLIC-PPO (aux_batch_size=64)": ReLICConfig(aux_batch_size=64),
+                "ReLIC-PPO (aux_every=2)": ReLICConfig(aux_every=2),
+                "ReLIC-PPO (target_precision=bfloat16)": ReLICConfig(target_precision="bfloat16"),
+            }
+        )
+    variants = {name: build(config, args.epochs) for name, config in configs.items()}
     times: dict[str, list[float]] = {name: [] for name in variants}
     for model in variants.values():
         time_train(model)  # warm-up
-    for _ in range(args.repeats):
-        for name, model in variants.items():
-            times[name].append(time_train(model))
+    for round_ in range(args.repeats):
+        names = list(variants) if round_ % 2 == 0 else list(reversed(variants))
+        for name in names:
+            times[name].append(time_train(variants[name]))
+        print(f"round {round_ + 1}: " + ", ".join(f"{n} {times[n][-1]:.2f} s" for n in variants), flush=True)
     plain = times["plain SB3 PPO"]
     print("| variant | median s / update phase | min | max | ratio to plain: median (min-max) |")
     print("|---|---|---|---|---|")

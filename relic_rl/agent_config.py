@@ -101,6 +101,47 @@ AGENT_KEYS = (
 
 SUPPORTED_POLICIES = ("CnnPolicy",)
 
+#: Value ranges of algorithm arguments, checked before training starts (SB3 accepts e.g.
+#: ``gamma=1.5`` and the run diverges minutes later): name -> (low, high, low included,
+#: high included); None is unbounded. Schedules are checked at their initial value.
+HYPERPARAM_RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
+    "gamma": (0.0, 1.0, True, True),
+    "gae_lambda": (0.0, 1.0, True, True),
+    "tau": (0.0, 1.0, False, True),
+    "learning_rate": (0.0, None, False, False),
+    "clip_range": (0.0, None, False, False),
+    "clip_range_vf": (0.0, None, False, False),
+    "vf_coef": (0.0, None, True, False),
+    "ent_coef": (0.0, None, True, False),
+    "n_steps": (1, None, True, False),
+    "batch_size": (1, None, True, False),
+    "n_epochs": (1, None, True, False),
+    "buffer_size": (1, None, True, False),
+    "learning_starts": (0, None, True, False),
+    "target_update_interval": (1, None, True, False),
+    "exploration_fraction": (0.0, 1.0, True, True),
+    "exploration_initial_eps": (0.0, 1.0, True, True),
+    "exploration_final_eps": (0.0, 1.0, True, True),
+    "policy_delay": (1, None, True, False),
+    "target_policy_noise": (0.0, None, True, False),
+    "target_noise_clip": (0.0, None, True, False),
+    "sde_sample_freq": (-1, None, True, False),
+}
+
+
+def check_range(name: str, value: float, where: str) -> None:
+    """PresetError unless ``value`` lies in ``HYPERPARAM_RANGES[name]`` (unknown names pass)."""
+    bounds = HYPERPARAM_RANGES.get(name)
+    if bounds is None:
+        return
+    low, high, low_in, high_in = bounds
+    too_low = low is not None and (value < low or (value == low and not low_in))
+    too_high = high is not None and (value > high or (value == high and not high_in))
+    if too_low or too_high:
+        left = "(-inf" if low is None else f"{'[' if low_in else '('}{low:g}"
+        right = "inf)" if high is None else f"{high:g}{']' if high_in else ')'}"
+        raise PresetError(f"{where}: must lie in {left}, {right}, got {value:g}.")
+
 
 # ----------------------------------------------------------------------------- scalar checks
 def _short(value: Any) -> str:
@@ -441,7 +482,16 @@ def _auto_or_float(value: Any, where: str) -> str | float:
 
 
 def _algo_kwarg(name: str, value: Any, default: Any, where: str) -> Any:
-    """Check one algorithm argument; the expected type follows SB3's default value."""
+    """Check one algorithm argument: its type follows SB3's default value, its range
+    :data:`HYPERPARAM_RANGES`."""
+    checked = _typed_algo_kwarg(name, value, default, where)
+    initial = checked.initial if isinstance(checked, Schedule) else checked
+    if isinstance(initial, (int, float)) and not isinstance(initial, bool):
+        check_range(name, float(initial), where)
+    return checked
+
+
+def _typed_algo_kwarg(name: str, value: Any, default: Any, where: str) -> Any:
     if name in SCHEDULE_KWARGS:
         if value is None and default is None:
             return None
@@ -671,6 +721,13 @@ def select_preset(
 
 
 # ----------------------------------------------------------------------------- overrides
+#: Examples for the key=value flags' messages.
+_ASSIGNMENT_EXAMPLES = {
+    "--hyperparams": "n_steps=512 policy_kwargs.net_arch=[64] relic.temperature=0.2",
+    "--env-kwargs": "continuous=False domain_randomize=True",
+}
+
+
 def parse_assignments(items: Sequence[str], flag: str) -> list[tuple[tuple[str, ...], Any]]:
     """Parse ``key=value`` items (``a.b=value`` for nesting); values with ``yaml.safe_load``.
 
@@ -688,10 +745,8 @@ def parse_assignments(items: Sequence[str], flag: str) -> list[tuple[tuple[str, 
         key = key.strip()
         path = tuple(part.strip() for part in key.split("."))
         if not sep or not key or not all(path):
-            raise PresetError(
-                f"{flag}: {item!r} is not of the form key=value (e.g. {flag} n_steps=512 "
-                "policy_kwargs.net_arch=[64] relic.temperature=0.2)."
-            )
+            example = _ASSIGNMENT_EXAMPLES.get(flag, "n_steps=512 policy_kwargs.net_arch=[64]")
+            raise PresetError(f"{flag}: {item!r} is not of the form key=value (e.g. {flag} {example}).")
         try:
             value = yaml.safe_load(text) if text.strip() else None
         except yaml.YAMLError as e:

@@ -49,6 +49,7 @@ __all__ = [
     "Intensity",
     "RandomCrop",
     "RandomShift",
+    "check_frame_size",
     "make_augmentation",
     "shift_images",
 ]
@@ -809,3 +810,27 @@ def make_augmentation(spec: str) -> Compose:
     if not spec.strip():
         raise _spec_error(spec, f"the spec is empty (use 'none' for no augmentation; {_known_names()})")
     return Compose([_parse_item(spec, item) for item in _split_top_level(spec)])
+
+
+def check_frame_size(augmentation: nn.Module, height: int, width: int) -> None:
+    """Refuse augmentations that do nothing (or cannot run) on ``height x width`` frames.
+
+    ``crop(N)`` with ``N`` at or above the frame size crops the whole frame and is the
+    identity; ``shift(0)`` never moves; ``crop(pad=p)`` needs ``2 p`` below the frame size.
+    A pipeline whose augmentations all do nothing would make every view the same image.
+
+    :raises ValueError: saying which member is the problem and what to use instead.
+    """
+    members = list(augmentation) if isinstance(augmentation, Compose) else [augmentation]
+    for member in members:
+        if isinstance(member, RandomCrop):
+            if member.size is not None and member.size >= min(height, width):
+                raise ValueError(
+                    f"Augmentation {member.spec} does nothing on {height}x{width} observations: a crop "
+                    f"window at least as large as the frame is the whole frame. Use a smaller window, "
+                    f"e.g. crop({max(1, round(min(height, width) * 0.875))}) (RAD crops 84 of 100), or "
+                    "shift(4)."
+                )
+            member.window(height, width)  # raises for a pad that leaves no window
+        elif isinstance(member, RandomShift) and member.pad == 0:
+            raise ValueError(f"Augmentation {member.spec} does nothing (pad 0); use e.g. shift(4).")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import numbers
 import sys
+import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -27,7 +28,14 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.vec_env import VecEnv, sync_envs_normalization
 
-from relic_rl.runs import EvaluationLog, RunStatus, atomic_write, checkpoint_paths, write_status
+from relic_rl.runs import (
+    EvaluationLog,
+    RunStatus,
+    atomic_write,
+    checkpoint_paths,
+    prune_checkpoints,
+    write_status,
+)
 
 #: Logger keys whose values the non-finite guard checks.
 GUARDED_PREFIXES = ("train/", "relic/")
@@ -157,11 +165,21 @@ class CheckpointCallback(BaseCallback):
     :param freq: checkpoint when ``num_timesteps`` crosses a multiple of this.
     :param total_timesteps: the run's budget (for ``status.yaml``).
     :param start_timesteps: ``num_timesteps`` at which this training segment starts.
+    :param keep: keep only the newest ``keep`` checkpoints, deleting older ones after each
+        save (None keeps all).
     """
 
-    def __init__(self, run_dir: Path, freq: int, total_timesteps: int, start_timesteps: int = 0) -> None:
+    def __init__(
+        self,
+        run_dir: Path,
+        freq: int,
+        total_timesteps: int,
+        start_timesteps: int = 0,
+        keep: int | None = None,
+    ) -> None:
         super().__init__()
         self.run_dir = run_dir
+        self.keep = keep
         self.freq = freq
         self.total_timesteps = total_timesteps
         self._done_index = start_timesteps // freq
@@ -205,6 +223,8 @@ class CheckpointCallback(BaseCallback):
             save_model_atomically(self.model, model_path, vecnorm_path)
         finally:
             self.model.num_timesteps = current
+        if self.keep is not None:
+            prune_checkpoints(self.run_dir, self.keep)
         self.last_saved = timesteps
         write_status(self.run_dir, RunStatus("running", timesteps, self.total_timesteps))
         return model_path
@@ -231,6 +251,7 @@ class EvaluationCallback(BaseCallback):
     :param start_timesteps: ``num_timesteps`` at which this training segment starts.
     :param last_timesteps: timesteps of the last row already in the CSV (after a resume).
     :param listener: called with ``(prefix, timesteps, mean, std, returns)`` after each evaluation.
+    :param announce: called with ``prefix`` before each evaluation (e.g. to show the phase).
     """
 
     def __init__(
@@ -244,8 +265,10 @@ class EvaluationCallback(BaseCallback):
         start_timesteps: int = 0,
         last_timesteps: int | None = None,
         listener: EvalListener | None = None,
+        announce: Callable[[str], None] | None = None,
     ) -> None:
         super().__init__()
+        self.announce = announce
         self.eval_env = eval_env
         self.log = log
         self.prefix = prefix
@@ -265,6 +288,8 @@ class EvaluationCallback(BaseCallback):
 
     def evaluate(self) -> tuple[float, float]:
         """Run one evaluation now; return ``(mean, std)`` of the episode returns."""
+        if self.announce is not None:
+            self.announce(self.prefix)
         model = self.model
         train_env = model.get_env()
         if train_env is not None:
@@ -292,19 +317,49 @@ class EvaluationCallback(BaseCallback):
 
 
 class ProgressBarCallback(BaseCallback):
-    """A rich progress bar over the run's whole budget, with steps/s and ETA (tqdm.rich).
+    """Progress over the run's whole budget, with steps/s, elapsed time, ETA and the phase.
 
-    Unlike SB3's own bar it starts at the resumed timestep and counts to the run's total.
+    On a terminal: a rich progress bar (tqdm.rich). Otherwise (a log file, a pipe, a job
+    scheduler): a plain line every ``interval`` seconds and at every phase change, so a log
+    shows the elapsed time and what the run is doing. The phase is ``collecting`` (a
+    rollout), ``updating`` (with ``epoch k/n`` for PPO) or ``evaluating`` (see
+    :meth:`set_phase`); the update and the evaluations can take minutes and would otherwise
+    look like a hang. Unlike SB3's own bar it starts at the resumed timestep and counts to
+    the run's total.
 
     :param total_timesteps: the run's budget.
+    :param plain: plain lines instead of a bar; None: plain when stdout is not a terminal.
+    :param interval: seconds between plain lines.
+    :param stream: where plain lines go (default stdout).
     """
 
-    def __init__(self, total_timesteps: int) -> None:
+    def __init__(
+        self,
+        total_timesteps: int,
+        plain: bool | None = None,
+        interval: float = 30.0,
+        stream: TextIO | None = None,
+    ) -> None:
         super().__init__()
         self.total_timesteps = total_timesteps
+        self.plain = plain
+        self.interval = interval
+        self.stream = stream
         self.bar: Any = None
+        self._restore_buffer: Any = None
+        self.phase = "starting"
+        self._started = 0.0
+        self._start_steps = 0
+        self._last_line = -math.inf
 
     def _on_training_start(self) -> None:
+        self._started = time.monotonic()
+        self._start_steps = self.model.num_timesteps
+        if self.plain is None:
+            out = self.stream if self.stream is not None else sys.stdout
+            self.plain = not (hasattr(out, "isatty") and out.isatty())
+        if self.plain:
+            return
         from tqdm import TqdmExperimentalWarning
         from tqdm.rich import tqdm
 
@@ -314,10 +369,74 @@ class ProgressBarCallback(BaseCallback):
                 total=self.total_timesteps, initial=self.model.num_timesteps, unit="steps", desc="training"
             )
 
+    def _on_rollout_start(self) -> None:
+        self.set_phase("collecting")
+
+    def _on_rollout_end(self) -> None:
+        self.set_phase("updating")
+        self._count_epochs()
+
+    def _count_epochs(self) -> None:
+        """PPO draws its minibatches from one ``rollout_buffer.get()`` per epoch: counting
+        those calls during the update gives ``epoch k/n``."""
+        model = self.model
+        buffer = getattr(model, "rollout_buffer", None)
+        n_epochs = getattr(model, "n_epochs", None)
+        if buffer is None or not isinstance(n_epochs, int) or n_epochs < 2:
+            return
+        original = type(buffer).get
+        epoch = [0]
+
+        def get(*args: Any, **kwargs: Any) -> Any:
+            epoch[0] += 1
+            self.set_phase(f"updating epoch {epoch[0]}/{n_epochs}")
+            return original(buffer, *args, **kwargs)
+
+        buffer.get = get  # the instance attribute; the class's method is untouched
+        self._restore_buffer = buffer
+
+    def _end_update(self) -> None:
+        buffer = self._restore_buffer
+        if buffer is not None:
+            buffer.__dict__.pop("get", None)
+            self._restore_buffer = None
+
     def _on_step(self) -> bool:
         if self.bar is not None:
             self.bar.update(max(0, self.model.num_timesteps - self.bar.n))
+        elif self.plain and time.monotonic() - self._last_line >= self.interval:
+            self._print_line()
         return True
+
+    def _on_training_end(self) -> None:
+        self._end_update()
+        if self.plain:
+            self.phase = "done"
+            self._print_line()
+
+    def set_phase(self, phase: str) -> None:
+        """Show what the run is doing now (also called by the CLI around evaluations)."""
+        if phase == "collecting":
+            self._end_update()
+        self.phase = phase
+        if self.bar is not None:
+            self.bar.set_postfix_str(phase, refresh=True)
+        elif self.plain:
+            self._print_line()
+
+    def _print_line(self) -> None:
+        self._last_line = time.monotonic()
+        elapsed = self._last_line - self._started
+        steps = self.model.num_timesteps if self.model is not None else self._start_steps
+        done = steps - self._start_steps
+        rate = done / elapsed if elapsed > 0 else 0.0
+        eta = _clock((self.total_timesteps - steps) / rate) if rate > 0 else "?"
+        percent = 100.0 * steps / self.total_timesteps if self.total_timesteps else 100.0
+        print_line(
+            self.stream,
+            f"{steps:,}/{self.total_timesteps:,} steps ({percent:.1f}%), {rate:.1f} steps/s, "
+            f"elapsed {_clock(elapsed)}, ETA {eta}: {self.phase}",
+        )
 
     def set_description(self, text: str) -> None:
         """Show ``text`` left of the bar (e.g. the last evaluation)."""
@@ -326,9 +445,97 @@ class ProgressBarCallback(BaseCallback):
 
     def close(self) -> None:
         """Close the bar (also after an exception)."""
+        self._end_update()
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+def _clock(seconds: float) -> str:
+    """``3725.2`` -> ``"1:02:05"``."""
+    seconds = max(0, int(seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+class TorchThreads(BaseCallback):
+    """Torch's intra-op thread count per training phase.
+
+    With ``--vec-env subproc`` the env worker processes keep the cores busy while a
+    rollout is collected; the policy's forward passes on a few observations gain nothing
+    from more threads, and OpenMP threads spinning for busy cores slow the workers down.
+    The update has the cores to itself. So: ``rollout`` threads while collecting,
+    ``update`` threads otherwise (on-policy algorithms, whose rollouts are long; an
+    off-policy algorithm alternates every step and is given ``update`` throughout).
+
+    :param update: threads outside rollouts (the update, evaluation).
+    :param rollout: threads while a rollout is collected (None: ``update``).
+    """
+
+    def __init__(self, update: int, rollout: int | None = None) -> None:
+        super().__init__()
+        self.update = update
+        self.rollout = update if rollout is None else rollout
+
+    def _on_training_start(self) -> None:
+        torch.set_num_threads(self.update)
+
+    def _on_rollout_start(self) -> None:
+        if self.rollout != self.update and _is_on_policy(self.model):
+            torch.set_num_threads(self.rollout)
+
+    def _on_rollout_end(self) -> None:
+        torch.set_num_threads(self.update)
+
+    def _on_training_end(self) -> None:
+        torch.set_num_threads(self.update)
+
+    def _on_step(self) -> bool:
+        return True
+
+
+def _is_on_policy(model: BaseAlgorithm) -> bool:
+    from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
+
+    return isinstance(model, OnPolicyAlgorithm)
+
+
+class UpdateGuard(BaseCallback):
+    """Knows whether an update is running, so that a Ctrl-C never saves half of one.
+
+    SB3 collects a rollout (``on_rollout_start`` ... ``on_rollout_end``) and then updates,
+    for every algorithm. A stop requested during the update (:meth:`defer`) is held until
+    the update has finished and raised at the next rollout start, so the checkpoint holds
+    a whole update. If training is interrupted during an update anyway (a second Ctrl-C),
+    :attr:`in_update` tells the caller that the model is half-updated and must not be saved.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.in_update = False
+        self.pending = False
+
+    def defer(self) -> bool:
+        """Ask to stop; True if the stop is held until the running update ends (the first
+        request during an update), False if the caller should stop now."""
+        if self.in_update and not self.pending:
+            self.pending = True
+            return True
+        return False
+
+    def _on_rollout_start(self) -> None:
+        self.in_update = False
+        if self.pending:
+            self.pending = False
+            raise KeyboardInterrupt
+
+    def _on_rollout_end(self) -> None:
+        self.in_update = True
+
+    def _on_training_end(self) -> None:
+        self.in_update = False
+
+    def _on_step(self) -> bool:
+        return True
 
 
 class StopAfterSteps(BaseCallback):

@@ -9,6 +9,9 @@ from typing import Any
 
 from relic_rl.losses import DIVERGENCES
 
+#: Values of ``ReLICConfig.target_precision``.
+TARGET_PRECISIONS: tuple[str, ...] = ("float32", "bfloat16")
+
 
 def _fail(name: str, value: object, allowed: str) -> None:
     raise ValueError(f"ReLICConfig.{name}={value!r} is invalid: expected {allowed}.")
@@ -58,6 +61,19 @@ class ReLICConfig:
         as in BYOL/ReLIC. ``False`` evaluates the online critic on the target features
         without gradient.
     :param features_dim: output size of the default encoder's last linear layer (NatureCNN: 512).
+
+    The three fields below trade the exact objective for speed. They change what is computed
+    and are off by default; the README's performance section gives their measured costs.
+
+    :param aux_batch_size: compute the auxiliary loss on the first ``aux_batch_size`` samples
+        of each minibatch only (SB3's minibatches are random draws, so this is a random
+        subset; fewer negatives per contrast set); ``None`` (default) uses the whole minibatch.
+    :param aux_every: compute the auxiliary loss on every ``aux_every``-th update pass of the
+        extractor only (for PPO, A2C and DQN one pass is one gradient step); 1 (default) on
+        every one.
+    :param target_precision: ``"float32"`` (default) or ``"bfloat16"``: the target network's
+        forward passes under ``torch.autocast`` in bfloat16 (fast on CPUs with AVX512-BF16 or
+        AMX and on GPUs); the target outputs are cast back to float32 for the loss.
     """
 
     enabled: bool = True
@@ -74,6 +90,9 @@ class ReLICConfig:
     divergence: str = "kl"
     ema_critic: bool = True
     features_dim: int = 512
+    aux_batch_size: int | None = None
+    aux_every: int = 1
+    target_precision: str = "float32"
 
     def __post_init__(self) -> None:
         for name in ("enabled", "normalize", "ema_critic", "clean_view"):
@@ -93,6 +112,16 @@ class ReLICConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 _fail(name, value, "a positive integer")
+        if self.aux_batch_size is not None and (
+            not isinstance(self.aux_batch_size, int)
+            or isinstance(self.aux_batch_size, bool)
+            or self.aux_batch_size < 2
+        ):
+            _fail("aux_batch_size", self.aux_batch_size, "an integer >= 2 (the loss needs negatives) or null")
+        if not isinstance(self.aux_every, int) or isinstance(self.aux_every, bool) or self.aux_every < 1:
+            _fail("aux_every", self.aux_every, "an integer >= 1 (1: every update pass)")
+        if self.target_precision not in TARGET_PRECISIONS:
+            _fail("target_precision", self.target_precision, f"one of {list(TARGET_PRECISIONS)}")
         hidden = self.critic_hidden_dims
         if isinstance(hidden, list):
             # YAML and CLI overrides give lists; keep the frozen dataclass hashable.

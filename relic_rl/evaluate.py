@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import numpy as np
+import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
@@ -35,6 +36,7 @@ from relic_rl.runs import (
     load_run_config,
     read_status,
 )
+from relic_rl.threads import default_threads
 from relic_rl.train import EVAL_SEED_OFFSET, EXIT_OK, EXIT_USAGE, USER_ERRORS, make_env, resolve_device
 
 VIDEO_SUFFIXES = (".mp4", ".gif")
@@ -99,6 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--device", choices=list(DEVICE_CHOICES), default="auto", help="torch device (default: auto)."
+    )
+    parser.add_argument(
+        "--threads",
+        type=int_at_least(1),
+        metavar="N",
+        help="torch threads (default: the cores that are idle at start, at least 1).",
     )
     return parser
 
@@ -346,11 +354,13 @@ def record_video(
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; 0 on success, 2 on a usage error."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    previous_threads = torch.get_num_threads()
     try:
         args = build_parser().parse_args(argv)
         run_dir = Path(args.run_dir)
         if args.video is not None:
             _check_video_path(Path(args.video))
+        torch.set_num_threads(args.threads if args.threads is not None else default_threads())
         result = evaluate_run(
             run_dir,
             episodes=args.episodes,
@@ -381,6 +391,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except USER_ERRORS as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE
+    finally:
+        torch.set_num_threads(previous_threads)  # main() may run in-process (tests)
     return EXIT_OK
 
 

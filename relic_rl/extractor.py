@@ -28,7 +28,7 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 from torch.optim.optimizer import Optimizer, register_optimizer_step_post_hook
 
-from relic_rl.augmentations import make_augmentation
+from relic_rl.augmentations import check_frame_size, make_augmentation
 from relic_rl.config import ReLICConfig
 from relic_rl.losses import ReLICLossOutput, relic_loss
 
@@ -54,6 +54,19 @@ class _RideAlong(torch.autograd.Function):
     def backward(ctx: Any, grad_features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # d(L_RL + aux)/d(aux) = 1, independent of how the RL loss used the features.
         return grad_features, torch.ones((), dtype=grad_features.dtype, device=grad_features.device)
+
+
+def _per_view(fn: Any, views: torch.Tensor) -> torch.Tensor:
+    """``fn`` on every view of ``views`` [V, B, ...], concatenated to [V * B, ...].
+
+    On the CPU one call per view, at the RL minibatch size: the convolutions of a batch
+    V times as large fall off the caches (for NatureCNN on 128 x 2 x 64 x 64 views, one call
+    on 256 samples took 1.7x as long as two calls on 128). Elsewhere one batched call.
+    Either way each sample's result is the same function of that sample.
+    """
+    if views.device.type != "cpu" or views.shape[0] == 1:
+        return fn(views.flatten(0, 1))
+    return torch.cat([fn(view) for view in views.unbind(0)])
 
 
 def _buffers_only(module: nn.Module) -> nn.Module:
@@ -183,6 +196,8 @@ class ReLICExtractor(BaseFeaturesExtractor):
     """
 
     target_initialized: torch.Tensor
+    #: ``target_initialized`` as read on the host (None: not read since construction or loading).
+    _target_ready_cache: bool | None = None
 
     def __init__(
         self,
@@ -221,6 +236,10 @@ class ReLICExtractor(BaseFeaturesExtractor):
         self.target_critic: nn.Module | None = None
         if not config.active:
             return
+        # An augmentation that is the identity on these frames makes every view the same image
+        # (a subclass with its own augment may not use it at all).
+        if type(self).augment is ReLICExtractor.augment:
+            check_frame_size(self.augmentation, image_space.shape[1], image_space.shape[2])
         # A forked RNG keeps the global stream where plain SB3 would have it, so the layers
         # built after the extractor start from the same weights with or without ReLIC (true for
         # DQN/SAC/TD3; PPO/A2C's orthogonal init re-draws every submodule, g included).
@@ -269,7 +288,11 @@ class ReLICExtractor(BaseFeaturesExtractor):
         return torch.cat([obs.unsqueeze(0), augmented])
 
     def relic_loss(self, online: torch.Tensor, target: torch.Tensor) -> ReLICLossOutput:
-        """The auxiliary objective on critic outputs ([V, N, D] each); override to change it."""
+        """The auxiliary objective on critic outputs ([V, N, D] each); override to change it.
+
+        ``accuracy`` may be a float or a 0-d tensor (the default keeps it on the device, so
+        that no gradient step waits for the device; it is read when metrics are logged).
+        """
         cfg = self.config
         return relic_loss(
             online,
@@ -278,6 +301,7 @@ class ReLICExtractor(BaseFeaturesExtractor):
             kl_weight=cfg.kl_weight,
             normalize=cfg.normalize,
             divergence=cfg.divergence,
+            accuracy_as_tensor=True,
         )
 
     # ----------------------------------------------------------------- forward
@@ -300,33 +324,40 @@ class ReLICExtractor(BaseFeaturesExtractor):
         """
         if not (self.aux_enabled and self.training and torch.is_grad_enabled() and self.critic is not None):
             return self.encoder(observations)
-        batch = observations.shape[0]
+        cfg = self.config
+        self._passes += 1
+        if cfg.aux_every > 1 and (self._passes - 1) % cfg.aux_every:
+            return self.encoder(observations)
+        batch = observations.shape[0] if cfg.aux_batch_size is None else cfg.aux_batch_size
+        aux_obs = observations[:batch]
+        batch = aux_obs.shape[0]
         if batch < 2:
             # InfoNCE needs negatives; count the skip so the metrics show it.
             self._skipped += 1
             return self.encoder(observations)
         self._ensure_target_initialized()
-        views = self.augment(observations)  # [V, B, C, H, W]
-        n_views = views.shape[0]
-        image_shape = observations.shape[1:]
+        views = self.augment(aux_obs)  # [V, N, C, H, W]
         features = self.encoder(observations)
         # A view equal to the observations (an identity augmentation) reuses the RL features:
-        # the same function of the same input, one encoder pass fewer. (Separate encoder calls
-        # are also faster on CPU than one call on the concatenated batch.) The default augment
+        # the same function of the same input, one encoder pass fewer. The default augment
         # guarantees it with clean_view; an overridden augment is checked.
-        default_clean = self.config.clean_view and type(self).augment is ReLICExtractor.augment
-        if default_clean or torch.equal(views[0], observations):
-            rest = self.encoder(views[1:].reshape((n_views - 1) * batch, *image_shape))
-            encoded = torch.cat([features, rest])
+        default_clean = cfg.clean_view and type(self).augment is ReLICExtractor.augment
+        if default_clean or torch.equal(views[0], aux_obs):
+            encoded = torch.cat([features[:batch], _per_view(self.encoder, views[1:])])
         else:
-            encoded = self.encoder(views.reshape(n_views * batch, *image_shape))
-        online = self.critic(encoded).view(n_views, batch, -1)
-        flat_views = views.reshape(n_views * batch, *image_shape)
-        with torch.no_grad():
-            target = self._target_project(flat_views).view(n_views, batch, -1)
+            encoded = _per_view(self.encoder, views)
+        online = self.critic(encoded).view(views.shape[0], batch, -1)
+        with torch.no_grad(), self._target_autocast(views.device.type):
+            target = _per_view(self._target_project, views).view(views.shape[0], batch, -1)
+        target = target.to(online.dtype)  # float32 again after a bfloat16 target pass
         out = self.relic_loss(online, target)
         self._record(out, online.detach(), target)
         return _RideAlong.apply(features, self.config.aux_weight * out.loss)
+
+    def _target_autocast(self, device_type: str) -> Any:
+        """``torch.autocast`` for the target passes with ``target_precision="bfloat16"``."""
+        enabled = self.config.target_precision == "bfloat16"
+        return torch.autocast(device_type, dtype=torch.bfloat16, enabled=enabled)
 
     def _target_project(self, images: torch.Tensor) -> torch.Tensor:
         assert self.target_encoder is not None and self.critic is not None
@@ -376,12 +407,28 @@ class ReLICExtractor(BaseFeaturesExtractor):
     def _ensure_target_initialized(self) -> None:
         # Copies made by deepcopy or unpickling skip __init__; (re-)registering is idempotent.
         _REGISTRY.add(self)
-        if not bool(self.target_initialized):
-            self.update_target(momentum=0.0)
-            self.target_initialized.fill_(True)
+        if self._target_ready():
+            return
+        self.update_target(momentum=0.0)
+        self.target_initialized.fill_(True)
+        self._target_ready_cache = True
+
+    def _target_ready(self) -> bool:
+        """Whether h holds a copy of f (the ``target_initialized`` buffer), read from the
+        device once and then kept on the host: reading a buffer on every gradient step
+        would synchronise with the device. Loading a state dict forgets the kept value."""
+        ready = self._target_ready_cache
+        if ready is None:
+            ready = bool(self.target_initialized)
+            self._target_ready_cache = ready
+        return ready
+
+    def _load_from_state_dict(self, state_dict: Any, prefix: str, *args: Any, **kwargs: Any) -> None:
+        self._target_ready_cache = None
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def _on_optimizer_step(self, optimizer: Optimizer) -> None:
-        if self.target_encoder is None or not bool(self.target_initialized):
+        if self.target_encoder is None or not self._target_ready():
             return
         params = list(self.encoder.parameters())
         if not any(p.grad is not None for p in params):
@@ -401,10 +448,15 @@ class ReLICExtractor(BaseFeaturesExtractor):
 
     # ----------------------------------------------------------------- metrics
     def _reset_metrics(self) -> None:
-        self._sums = dict.fromkeys(METRIC_NAMES, 0.0)
+        # Sums stay tensors on the device until pop_metrics reads them: adding a Python
+        # float would synchronise with the device on every gradient step.
+        self._sums: dict[str, torch.Tensor | float] = dict.fromkeys(METRIC_NAMES, 0.0)
         self._count = 0
         self._skipped = 0
         self._ema_updates = 0
+        if not hasattr(self, "_passes"):
+            #: Update passes seen (for ``aux_every``); not reset with the metrics.
+            self._passes = 0
 
     @torch.no_grad()
     def _record(self, out: ReLICLossOutput, online: torch.Tensor, target: torch.Tensor) -> None:
@@ -418,15 +470,15 @@ class ReLICExtractor(BaseFeaturesExtractor):
         positives = torch.diagonal(cos, dim1=-2, dim2=-1)
         negative_mean = (cos.sum() - positives.sum()) / (cos.numel() - positives.numel())
         values = {
-            "loss": float(out.loss),
-            "contrastive": float(out.contrastive),
-            "invariance": float(out.invariance),
+            "loss": out.loss,
+            "contrastive": out.contrastive,
+            "invariance": out.invariance,
             "accuracy": out.accuracy,
-            "positive_cosine": float(positives.mean()),
-            "negative_cosine": float(negative_mean),
+            "positive_cosine": positives.mean(),
+            "negative_cosine": negative_mean,
         }
         for key, value in values.items():
-            self._sums[key] += value
+            self._sums[key] = self._sums[key] + (value.detach() if isinstance(value, torch.Tensor) else value)
         self._count += 1
 
     @torch.no_grad()
@@ -450,7 +502,7 @@ class ReLICExtractor(BaseFeaturesExtractor):
         """
         metrics: dict[str, float] = {}
         if self._count:
-            metrics = {key: value / self._count for key, value in self._sums.items()}
+            metrics = {key: float(value) / self._count for key, value in self._sums.items()}
         metrics["aux_updates"] = float(self._count)
         metrics["skipped_small_batch"] = float(self._skipped)
         metrics["ema_updates"] = float(self._ema_updates)

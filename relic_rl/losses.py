@@ -37,13 +37,14 @@ class ReLICLossOutput(NamedTuple):
     :param contrastive: instance-discrimination (InfoNCE) term, scalar tensor.
     :param invariance: mean divergence between the per-pair distributions, scalar tensor.
     :param accuracy: fraction of rows whose most likely candidate is the positive,
-        averaged over view pairs (a float in [0, 1]).
+        averaged over view pairs (a float in [0, 1]; a 0-d tensor on the inputs' device
+        with ``relic_loss(..., accuracy_as_tensor=True)``).
     """
 
     loss: torch.Tensor
     contrastive: torch.Tensor
     invariance: torch.Tensor
-    accuracy: float
+    accuracy: float | torch.Tensor
 
 
 def _is_real(value: object) -> bool:
@@ -147,6 +148,7 @@ def relic_loss(
     kl_weight: float,
     normalize: bool = True,
     divergence: str = "kl",
+    accuracy_as_tensor: bool = False,
 ) -> ReLICLossOutput:
     """ReLIC loss over ``V >= 2`` augmented views of the same ``N`` observations.
 
@@ -158,6 +160,9 @@ def relic_loss(
     :param normalize: L2-normalise both inputs along D, so phi is a cosine similarity.
     :param divergence: ``"kl"`` (Kullback-Leibler, averaged over both orders of each pair
         of pairs) or ``"js"`` (Jensen-Shannon).
+    :param accuracy_as_tensor: return ``accuracy`` as a 0-d tensor on the inputs' device
+        instead of a float, so that no host synchronisation happens (on a GPU, ``float()``
+        waits for every queued kernel); the extractor reads it only when metrics are logged.
     :return: :class:`ReLICLossOutput` with ``loss = contrastive + kl_weight * invariance``.
     :raises ValueError: on malformed shapes, dtypes or hyperparameters.
     """
@@ -171,7 +176,8 @@ def relic_loss(
     invariance = _kl_all_pairs(log_p) if divergence == "kl" else _js_all_pairs(log_p)
     with torch.no_grad():
         hits = log_p.argmax(dim=-1) == torch.arange(n_rows, device=log_p.device)
-        accuracy = hits.sum().item() / hits.numel()
+        n_hits = hits.sum()
+        accuracy = n_hits / hits.numel() if accuracy_as_tensor else n_hits.item() / hits.numel()
     return ReLICLossOutput(
         loss=contrastive + kl_weight * invariance,
         contrastive=contrastive,

@@ -90,10 +90,12 @@ class EvalCurve:
 
     :param timesteps: environment steps at each evaluation, strictly increasing ``[points]``.
     :param mean_returns: mean episode return at each evaluation ``[points]``.
+    :param episodes: episodes per evaluation (the most any row holds; 0 when the file does not say).
     """
 
     timesteps: FloatArray
     mean_returns: FloatArray
+    episodes: int = 0
 
     @property
     def final_return(self) -> float:
@@ -273,7 +275,9 @@ def read_evaluations(path: Path) -> EvalCurve:
             raise ValueError(f"{path.name} lacks the column(s) {sorted(missing)}")
         timesteps: list[float] = []
         returns: list[float] = []
+        episodes = 0
         for line, row in enumerate(reader, start=2):
+            episodes = max(episodes, len((row.get("episode_rewards") or "").split()))
             try:
                 t = float(row["timesteps"])
                 r = float(row["mean_reward"])
@@ -288,7 +292,7 @@ def read_evaluations(path: Path) -> EvalCurve:
     t_arr = np.array(timesteps)
     if (np.diff(t_arr) <= 0).any():
         raise ValueError(f"{path.name}: timesteps are not strictly increasing")
-    return EvalCurve(t_arr, np.array(returns))
+    return EvalCurve(t_arr, np.array(returns), episodes)
 
 
 def _load_run(run_dir: Path) -> tuple[RunRecord | SkippedRun, list[str]]:
@@ -476,6 +480,13 @@ class Comparison:
     control: str
     mean_difference: stats.IntervalEstimate
     probability_of_improvement: stats.IntervalEstimate
+    treatment_seeds: int = 0
+    control_seeds: int = 0
+
+    @property
+    def has_intervals(self) -> bool:
+        """Whether both sides have enough seeds for an interval (:data:`MIN_SEEDS_FOR_INTERVAL`)."""
+        return min(self.treatment_seeds, self.control_seeds) >= MIN_SEEDS_FOR_INTERVAL
 
 
 def _summarize_variant(variant: Variant, reps: int, seed: int) -> VariantSummary:
@@ -527,7 +538,7 @@ def _compare(kind: ComparisonKind, treatment: Variant, control: Variant, reps: i
         stats.probability_of_improvement(x, y),
         *stats.probability_of_improvement_ci(x, y, reps=reps, confidence=CONFIDENCE, seed=seed),
     )
-    return Comparison(kind, treatment.label, control.label, diff, poi)
+    return Comparison(kind, treatment.label, control.label, diff, poi, len(x), len(y))
 
 
 def _without(params: Mapping[str, Any], *keys: str) -> dict[str, Any]:
@@ -629,6 +640,26 @@ def _fmt_ci(e: stats.IntervalEstimate) -> str:
     return f"{_fmt(e.point)} [{_fmt(e.low)}, {_fmt(e.high)}]"
 
 
+#: Variants with fewer usable seeds get no interval: a bootstrap over one or two runs only
+#: restates their range (or a single value) and would read as a confidence interval.
+MIN_SEEDS_FOR_INTERVAL = 3
+
+
+def _fmt_variant(e: stats.IntervalEstimate, scores: FloatArray, per_seed: bool) -> str:
+    if len(scores) >= MIN_SEEDS_FOR_INTERVAL:
+        return _fmt_ci(e)
+    if not per_seed:
+        return f"{_fmt(e.point)} (no CI)"
+    seeds = "seed" if len(scores) == 1 else "seeds"
+    return f"{_fmt(e.point)} (no CI; {len(scores)} {seeds}: {', '.join(_fmt(float(v)) for v in scores)})"
+
+
+def _fmt_comparison(e: stats.IntervalEstimate, c: Comparison) -> str:
+    if c.has_intervals:
+        return _fmt_ci(e)
+    return f"{_fmt(e.point)} (no CI: {c.treatment_seeds} vs {c.control_seeds} seeds)"
+
+
 def _md(text: str) -> str:
     return text.replace("|", "\\|")
 
@@ -674,7 +705,10 @@ def render_summary(
         f"the difference of mean final scores with a {pct} bootstrap interval (both variants' runs "
         "resampled independently) and the **probability of improvement** P(X > Y) + 0.5 P(X = Y) over all "
         "pairs of runs (Mann-Whitney U / (n m)) with its bootstrap interval. With few seeds the intervals "
-        "are wide and the percentile bootstrap tends to under-cover: read them as indicative.",
+        "are wide and the percentile bootstrap tends to under-cover: read them as indicative. With fewer "
+        f"than {MIN_SEEDS_FOR_INTERVAL} seeds in a variant **no interval is given** (a bootstrap over one "
+        "or two runs only restates them): the table shows the per-seed values instead, and comparisons "
+        "involving such a variant show the point value only.",
         "",
         "## Per-variant results",
         "",
@@ -690,9 +724,10 @@ def render_summary(
             if s.randomized_runs != s.n_seeds:
                 rand += f" (n={s.randomized_runs})"
             ratio = "n/a" if s.randomized_ratio is None else _fmt(s.randomized_ratio)
+        mean = _fmt_variant(s.final_mean, s.final_scores, per_seed=True)
+        iqm = _fmt_variant(s.final_iqm, s.final_scores, per_seed=False)
         lines.append(
-            f"| {_md(s.label)} | {s.n_seeds} | {_fmt_ci(s.final_mean)} | {_fmt_ci(s.final_iqm)} "
-            f"| {_fmt(s.auc_mean)} | {rand} | {ratio} |"
+            f"| {_md(s.label)} | {s.n_seeds} | {mean} | {iqm} | {_fmt(s.auc_mean)} | {rand} | {ratio} |"
         )
 
     lines += ["", "## KL on vs off", ""]
@@ -709,8 +744,8 @@ def render_summary(
             "|---|---|---|---|",
         ]
         lines += [
-            f"| {_md(c.treatment)} | {_md(c.control)} | {_fmt_ci(c.mean_difference)} "
-            f"| {_fmt_ci(c.probability_of_improvement)} |"
+            f"| {_md(c.treatment)} | {_md(c.control)} | {_fmt_comparison(c.mean_difference, c)} "
+            f"| {_fmt_comparison(c.probability_of_improvement, c)} |"
             for c in kl
         ]
     lines += [f"- {n}" for n in notes]
@@ -726,8 +761,8 @@ def render_summary(
             "|---|---|---|---|",
         ]
         lines += [
-            f"| {_md(c.treatment)} | {_md(c.control)} | {_fmt_ci(c.mean_difference)} "
-            f"| {_fmt_ci(c.probability_of_improvement)} |"
+            f"| {_md(c.treatment)} | {_md(c.control)} | {_fmt_comparison(c.mean_difference, c)} "
+            f"| {_fmt_comparison(c.probability_of_improvement, c)} |"
             for c in base
         ]
     elif ablation.baseline:
@@ -758,6 +793,11 @@ def _aligned(curves: Sequence[EvalCurve]) -> tuple[FloatArray, FloatArray] | Non
     return grid, np.stack([np.interp(grid, c.timesteps, c.mean_returns) for c in curves])
 
 
+#: Hatch patterns of the confidence bands, one per variant, so that overlapping bands stay
+#: distinguishable where their colours blend.
+_HATCHES = ("//", "\\\\", "..", "xx", "--", "++", "oo", "||")
+
+
 def _draw_panel(
     ax: Axes,
     variants: Sequence[Variant],
@@ -766,8 +806,10 @@ def _draw_panel(
     *,
     reps: int,
     seed: int,
-) -> None:
-    for variant in variants:
+) -> bool:
+    """Draw one panel; return whether any confidence band was drawn."""
+    banded = False
+    for index, variant in enumerate(variants):
         curves = [r.randomized if randomized else r.evaluation for r in variant.runs]
         present = [c for c in curves if c is not None]
         if not present:
@@ -776,22 +818,56 @@ def _draw_panel(
         if aligned is None:
             continue
         t, returns = aligned
-        low, high = stats.mean_curve_ci(returns, reps=reps, confidence=CONFIDENCE, seed=seed)
         style = "--" if variant.is_baseline else "-"
         color = colors[variant.label]
         mean = returns.mean(axis=0)
         # A single evaluation (eval_freq >= the budget) is a point, not a line: mark it, with its CI.
         marker = "o" if len(t) == 1 else None
-        ax.plot(t, mean, style, color=color, marker=marker, label=f"{variant.label} (n={len(present)})")
-        ax.fill_between(t, low, high, color=color, alpha=0.2, linewidth=0)
+        label = f"{variant.label} (n={len(present)})"
+        ax.plot(t, mean, style, color=color, linewidth=2.0, marker=marker, label=label, zorder=3)
+        # Every seed as a thin line under the mean, so that a mean of two runs is never read
+        # as a trend on its own.
+        for run in returns:
+            ax.plot(t, run, style, color=color, linewidth=0.8, alpha=0.35, zorder=2)
+        if len(present) < MIN_SEEDS_FOR_INTERVAL:
+            continue
+        low, high = stats.mean_curve_ci(returns, reps=reps, confidence=CONFIDENCE, seed=seed)
+        ax.fill_between(
+            t,
+            low,
+            high,
+            facecolor=color,
+            alpha=0.15,
+            edgecolor=color,
+            hatch=_HATCHES[index % len(_HATCHES)],
+            linewidth=0,
+        )
+        banded = True
         if len(t) == 1:
             ax.errorbar(t, mean, yerr=[mean - low, high - mean], fmt="none", color=color, capsize=4)
     ax.set_ylabel("Mean evaluation return")
     ax.grid(alpha=0.3)
+    return banded
+
+
+def _caption(ablation: Ablation, banded: bool) -> str:
+    """What the figure shows: seeds per variant, episodes per evaluation, and what the bands are."""
+    seeds = sorted({len(v.runs) for v in ablation.variants()})
+    per_variant = "/".join(str(n) for n in seeds) if seeds else "0"
+    episodes = sorted({r.evaluation.episodes for r in ablation.runs if r.evaluation.episodes})
+    evals = f"{'/'.join(map(str, episodes))} deterministic episodes per evaluation" if episodes else ""
+    bands = (
+        f"bands: {CONFIDENCE:.0%} bootstrap CI of the mean (variants with >= {MIN_SEEDS_FOR_INTERVAL} seeds)"
+        if banded
+        else f"no CI bands (fewer than {MIN_SEEDS_FOR_INTERVAL} seeds per variant)"
+    )
+    parts = [f"{per_variant} seeds per variant (thin lines: single seeds, thick: their mean)", evals, bands]
+    return "; ".join(p for p in parts if p) + "."
 
 
 def plot_curves(ablation: Ablation, *, reps: int = 2000, seed: int = 0) -> Figure:
-    """Learning curves per variant: mean over seeds with a shaded 95% bootstrap band.
+    """Learning curves per variant: every seed (thin) under the mean over seeds (thick), with a
+    hatched 95% bootstrap band for variants with at least :data:`MIN_SEEDS_FOR_INTERVAL` seeds.
 
     One panel for the in-distribution evaluations, and a second one below it for the
     domain-randomized evaluations when any run has them. Runs of a variant are aligned on common
@@ -827,8 +903,9 @@ def plot_curves(ablation: Ablation, *, reps: int = 2000, seed: int = 0) -> Figur
         fig = Figure(figsize=(7.0, 3.0 * n_panels), layout="constrained")
         axes = fig.subplots(n_panels, 1, sharex=True, squeeze=False)[:, 0]
         titles = ["In-distribution evaluation", "Domain-randomized evaluation"]
+        banded = False
         for i, ax in enumerate(axes):
-            _draw_panel(ax, variants, randomized=i == 1, colors=colors, reps=reps, seed=seed)
+            banded |= _draw_panel(ax, variants, randomized=i == 1, colors=colors, reps=reps, seed=seed)
             ax.set_title(titles[i])
         # One legend for both panels, below them, so that it never hides a curve.
         handles: dict[str, Any] = {}
@@ -840,7 +917,8 @@ def plot_curves(ablation: Ablation, *, reps: int = 2000, seed: int = 0) -> Figur
                 list(handles.values()), list(handles), loc="outside lower center", ncols=2, frameon=False
             )
         axes[-1].set_xlabel("Timesteps")
-        fig.suptitle(f"{ablation.env_id}: mean over seeds, shaded {CONFIDENCE:.0%} bootstrap CI")
+        title = f"{ablation.env_id}: mean over seeds" + (f", {CONFIDENCE:.0%} bootstrap CI" if banded else "")
+        fig.suptitle(f"{title}\n{_caption(ablation, banded)}", fontsize=9)
     return fig
 
 

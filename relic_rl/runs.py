@@ -19,13 +19,15 @@ version, never half of one.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
+import fcntl
 import io
 import os
 import re
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -55,15 +57,60 @@ VECNORMALIZE_FILE = "vecnormalize.pkl"
 CHECKPOINT_DIR = "checkpoints"
 TB_DIR = "tb"
 MONITOR_DIR = "monitor"
+#: Held (``flock``) by the process that trains in the folder; holds that process's PID.
+LOCK_FILE = ".train.lock"
 EVAL_HEADER = ("timesteps", "mean_reward", "std_reward", "episode_rewards")
 #: What a run folder holds before training writes anything; resuming a run without a
 #: checkpoint may start over only when nothing else is there.
-STARTUP_FILES = frozenset({CONFIG_FILE, COMMAND_FILE, STATUS_FILE})
+STARTUP_FILES = frozenset({CONFIG_FILE, COMMAND_FILE, STATUS_FILE, LOCK_FILE})
 
 RunState = Literal["running", "finished", "failed", "interrupted"]
 RUN_STATES: tuple[str, ...] = ("running", "finished", "failed", "interrupted")
 AUX_CHOICES: tuple[str, ...] = ("relic", "none")
 DEVICE_CHOICES: tuple[str, ...] = ("auto", "cpu", "cuda")
+
+
+# ----------------------------------------------------------------------------- the run lock
+#: Run folders whose lock this process holds (the lock is re-entrant within a process).
+_HELD_LOCKS: dict[Path, int] = {}
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    """Hold ``run_dir``'s lock while a process trains in it.
+
+    An exclusive ``flock`` on :data:`LOCK_FILE`, which holds the owner's PID; the kernel
+    releases it when the process ends, however it ends (``kill -9`` included), so a stale
+    file never blocks. Subprocess env workers do not inherit it. Re-entrant within a process.
+
+    :raises UsageError: when another process trains in the folder, with its PID and what to do.
+    """
+    key = Path(run_dir).resolve()
+    if key in _HELD_LOCKS:
+        yield
+        return
+    key.mkdir(parents=True, exist_ok=True)
+    fd = os.open(key / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            raise UsageError(
+                f"{run_dir} is in use: process {owner} is training in it. Two processes training in one "
+                f"run folder would overwrite each other's checkpoints and final model. Wait for it to "
+                f"finish (or stop it with Ctrl-C or `kill {owner}`, which saves a checkpoint), then "
+                f"resume with `python -m relic_rl.train --resume {run_dir}`."
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        _HELD_LOCKS[key] = fd
+        try:
+            yield
+        finally:
+            del _HELD_LOCKS[key]
+    finally:
+        os.close(fd)
 
 
 # ----------------------------------------------------------------------------- atomic writes
@@ -79,10 +126,18 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     tmp = Path(tmp_name)
     try:
         write(tmp)
+        # mkstemp creates the file 0600; a run's files follow the umask like any other file.
+        os.chmod(tmp, 0o666 & ~_current_umask())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -444,6 +499,18 @@ def list_checkpoints(run_dir: Path) -> list[Checkpoint]:
             vecnorm = checkpoint_paths(run_dir, steps)[1]
             found.append(Checkpoint(steps, path, vecnorm if vecnorm.is_file() else None))
     return sorted(found, key=lambda c: c.timesteps)
+
+
+def prune_checkpoints(run_dir: Path, keep: int) -> list[Checkpoint]:
+    """Delete all but the newest ``keep`` (>= 1) checkpoints of a run; return the deleted ones."""
+    if keep < 1:
+        raise ValueError(f"prune_checkpoints: keep must be >= 1, got {keep}.")
+    old = list_checkpoints(run_dir)[:-keep]
+    for checkpoint in old:
+        checkpoint.model.unlink(missing_ok=True)
+        if checkpoint.vecnormalize is not None:
+            checkpoint.vecnormalize.unlink(missing_ok=True)
+    return old
 
 
 def latest_checkpoint(run_dir: Path) -> Checkpoint | None:

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 import gymnasium as gym
+import torch
 from gymnasium import spaces
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
@@ -57,6 +58,8 @@ from relic_rl.callbacks import (
     NonFiniteError,
     NonFiniteGuard,
     ProgressBarCallback,
+    TorchThreads,
+    UpdateGuard,
     non_finite_error_from,
     non_finite_parameters,
     print_line,
@@ -99,10 +102,12 @@ from relic_rl.runs import (
     only_startup_files,
     read_evaluation_rows,
     read_status,
+    run_lock,
     truncate_evaluations,
     write_run_files,
     write_status,
 )
+from relic_rl.threads import default_threads, describe_threads, rollout_threads
 
 #: Seed offsets of the evaluation envs, so they never replay the training envs' episodes.
 EVAL_SEED_OFFSET = 10_000
@@ -191,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     relic.add_argument(
         "--augmentation",
         metavar="SPEC",
-        help='augmentation spec, e.g. "shift,intensity" or "crop(64),jitter(0.4)" '
+        help='augmentation spec, e.g. "shift,intensity" or "crop(56),jitter(0.4)" '
         '(default: the preset\'s, "shift,intensity").',
     )
     budget = parser.add_argument_group("budget and envs")
@@ -212,10 +217,19 @@ def build_parser() -> argparse.ArgumentParser:
     budget.add_argument(
         "--vec-env",
         choices=list(VEC_ENV_KINDS),
-        help="dummy: envs stepped in this process; subproc: one process per env (default: dummy).",
+        help="dummy: envs stepped in this process; subproc: one process per env, with one torch thread "
+        "while they collect a rollout (default: dummy; on 2 cores subproc measured no faster for "
+        "CarRacing, see the README's performance section).",
     )
     budget.add_argument(
         "--device", choices=list(DEVICE_CHOICES), help="torch device (default: auto = cuda if available)."
+    )
+    budget.add_argument(
+        "--threads",
+        type=int_at_least(1),
+        metavar="N",
+        help="torch threads for updates and evaluation; with --vec-env subproc 1 thread while the env "
+        "workers collect a rollout (default: the cores that are idle at start, at least 1).",
     )
     budget.add_argument(
         "--env-kwargs",
@@ -258,6 +272,13 @@ def build_parser() -> argparse.ArgumentParser:
         "colours), logged as eval_randomized/* and evaluations_randomized.csv (default: off).",
     )
     evaluation.add_argument(
+        "--keep-checkpoints",
+        type=int_at_least(0),
+        metavar="K",
+        help=f"keep only the newest K checkpoints (each holds the model and its optimizer, ~15 MB for the "
+        f"CarRacing preset); 0 keeps all (default: {DEFAULT_KEEP_CHECKPOINTS}).",
+    )
+    evaluation.add_argument(
         "--checkpoint-freq",
         type=int_at_least(1),
         metavar="N",
@@ -276,7 +297,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume",
         metavar="RUN_DIR",
         help="continue an interrupted run from its last checkpoint to its original total, with its saved "
-        "configuration (only --device, --no-progress and --quiet may be given with it) (default: off).",
+        "configuration (only --device, --threads, --keep-checkpoints, --no-progress and --quiet may be "
+        "given with it) "
+        "(default: off).",
     )
     output.add_argument("--no-progress", action="store_true", help="no progress bar (default: shown).")
     output.add_argument(
@@ -286,6 +309,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     return parser
 
+
+#: Update guards of the trainings running in this process (the signal handler asks the newest).
+_ACTIVE_UPDATE_GUARDS: list[UpdateGuard] = []
+
+#: What the summary says about the vec env: dummy is the default because subprocess workers were
+#: measured no faster on 2 cores (README, "Env workers and threads").
+_VEC_ENV_NOTES = {
+    "dummy": "envs stepped in this process; --vec-env subproc for one process per env",
+    "subproc": "one process per env",
+}
+
+#: Checkpoints kept by default (``--keep-checkpoints``); the final model is always kept.
+DEFAULT_KEEP_CHECKPOINTS = 3
 
 #: Flags that define the run; they cannot be combined with --resume.
 _CONFIG_FLAGS = (
@@ -404,6 +440,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         import_extractor(args.extractor)
     if agent.frame_stack is not None:
         env_preset = dataclasses.replace(env_preset, frame_stack=agent.frame_stack)
+    check_budget(algo, agent)
     return RunConfig(
         env_id=env_id,
         algo=algo,
@@ -417,6 +454,37 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         env_preset=env_preset,
         agent=agent,
     )
+
+
+def check_budget(algo: str, agent: AgentConfig) -> None:
+    """UsageError for a budget that cannot train as asked: below one rollout of an on-policy
+    algorithm (which always collects whole rollouts, so it would train more than asked), or
+    not past ``learning_starts`` of an off-policy one (which would then train nothing)."""
+    budget = agent.n_timesteps
+    if algo in ON_POLICY:
+        n_steps = int(agent.hyperparam("n_steps") or 1)
+        rollout = agent.n_envs * n_steps
+        if budget < rollout:
+            raise UsageError(
+                f"The budget of {budget:,} steps is less than one {algo} rollout ({agent.n_envs} envs x "
+                f"{n_steps} n_steps = {rollout:,} steps), and {algo} only trains on whole rollouts. Give "
+                f"--total-timesteps {rollout} or more, or shrink the rollout, e.g. --n-envs "
+                f"{agent.n_envs} --hyperparams n_steps={max(1, budget // agent.n_envs)} "
+                f"(= {agent.n_envs * max(1, budget // agent.n_envs):,} steps per rollout)."
+            )
+        return
+    learning_starts = int(agent.hyperparam("learning_starts") or 0)
+    if budget <= learning_starts:
+        raise UsageError(
+            f"The budget of {budget:,} steps never gets past learning_starts={learning_starts:,} (steps "
+            f"collected before {algo} trains at all), so the run would train nothing. Give "
+            f"--total-timesteps above {learning_starts:,}, or lower it with --hyperparams "
+            f"learning_starts={budget // 10}."
+        )
+
+
+#: Algorithms that collect rollouts of ``n_envs x n_steps`` and then update.
+ON_POLICY = ("ppo", "a2c")
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -657,8 +725,20 @@ def _describe_env(preset: EnvPreset) -> str:
     return f"family {preset.family}" + (": " + ", ".join(parts) if parts else "")
 
 
-def format_summary(config: RunConfig, run_dir: Path, device: str, note: str | None, start: int = 0) -> str:
-    """The one-screen start summary."""
+def format_summary(
+    config: RunConfig,
+    run_dir: Path,
+    device: str,
+    note: str | None,
+    start: int = 0,
+    threads: int | None = None,
+    threads_chosen: bool = True,
+) -> str:
+    """The one-screen start summary.
+
+    :param threads: the run's torch threads (None: :func:`~relic_rl.threads.default_threads`).
+    :param threads_chosen: whether the user gave them (else the line says they were chosen).
+    """
     agent: AgentConfig = config.agent
     relic = agent.relic
     if config.aux == "relic":
@@ -671,7 +751,7 @@ def format_summary(config: RunConfig, run_dir: Path, device: str, note: str | No
     lines = [
         "relic-rl training" + (f" (resuming at step {start:,})" if start else ""),
         f"  env         {config.env_id} ({_describe_env(config.env_preset)}), "
-        f"{agent.n_envs} x {config.vec_env}"
+        f"{agent.n_envs} x {config.vec_env} ({_VEC_ENV_NOTES.get(config.vec_env, '')})"
         + (f", env_kwargs {agent.env_kwargs}" if agent.env_kwargs else ""),
     ]
     if note:
@@ -681,6 +761,8 @@ def format_summary(config: RunConfig, run_dir: Path, device: str, note: str | No
         f"{agent.n_timesteps:,} steps, seed {config.seed}",
         f"  aux         {aux}" + (f", extractor {config.extractor}" if config.extractor else ""),
         f"  device      {device}",
+        "  threads     torch "
+        + describe_threads(threads or default_threads(), config.vec_env, chosen=threads_chosen),
     ]
     if agent.eval_episodes:
         randomized = " + domain-randomized" if config.eval_domain_randomize else ""
@@ -747,6 +829,8 @@ def train(
     quiet: bool = False,
     callbacks: Sequence[BaseCallback] = (),
     stream: TextIO | None = None,
+    threads: int | None = None,
+    keep_checkpoints: int = DEFAULT_KEEP_CHECKPOINTS,
 ) -> TrainResult:
     """Train ``config`` into ``run_dir`` (which :func:`main` has created), or continue it.
 
@@ -769,10 +853,45 @@ def train(
     :param quiet: print nothing but errors.
     :param callbacks: extra SB3 callbacks (e.g. :class:`~relic_rl.callbacks.StopAfterSteps`).
     :param stream: where to print (default stdout).
+    :param threads: torch threads for updates and evaluation (None: as many as torch has
+        now; the CLI passes :func:`~relic_rl.threads.default_threads`); with
+        ``vec_env="subproc"`` on-policy rollouts use one (:class:`~relic_rl.callbacks.TorchThreads`).
     :return: how it ended.
     :raises UsageError | EnvCreationError | PresetError: on bad input (status becomes failed).
     """
-    run_dir = Path(run_dir)
+    previous_threads = torch.get_num_threads()
+    try:
+        with run_lock(Path(run_dir)):
+            return _train(
+                config,
+                Path(run_dir),
+                resume_from,
+                device,
+                progress,
+                quiet,
+                callbacks,
+                stream,
+                threads,
+                keep_checkpoints,
+            )
+    finally:
+        torch.set_num_threads(previous_threads)  # a library call leaves the process as it found it
+
+
+def _train(
+    config: RunConfig,
+    run_dir: Path,
+    resume_from: Checkpoint | None,
+    device: str | None,
+    progress: bool,
+    quiet: bool,
+    callbacks: Sequence[BaseCallback],
+    stream: TextIO | None,
+    threads: int | None,
+    keep_checkpoints: int,
+) -> TrainResult:
+    update_threads = threads if threads is not None else torch.get_num_threads()
+    torch.set_num_threads(update_threads)
     resolved_device = resolve_device(device or config.device)
     note = _env_note(config)
     if not (run_dir / CONFIG_FILE).is_file():
@@ -808,9 +927,12 @@ def train(
         model.set_logger(make_logger(run_dir, segment, start))
 
         guard = NonFiniteGuard()
-        checkpointer = CheckpointCallback(run_dir, config.agent.checkpoint_freq, total, start)
+        update_guard = UpdateGuard()
+        checkpointer = CheckpointCallback(
+            run_dir, config.agent.checkpoint_freq, total, start, keep=keep_checkpoints or None
+        )
         checkpointer.init_callback(model)  # Ctrl-C from here on saves a checkpoint
-        bar = ProgressBarCallback(total) if progress else None
+        bar = ProgressBarCallback(total, stream=stream) if progress else None
         last_mean: list[float] = []
 
         def on_eval(prefix: str, steps: int, mean: float, std: float, returns: list[float]) -> None:
@@ -823,11 +945,31 @@ def train(
             else:
                 say(text)
 
-        evaluators = _make_evaluators(config, run_dir, start, on_eval, eval_envs)
+        def announce(prefix: str) -> None:
+            if bar is not None:
+                what = "domain-randomized " if prefix == "eval_randomized" else ""
+                bar.set_phase(f"evaluating ({agent_episodes} {what}episodes)")
+
+        agent_episodes = config.agent.eval_episodes
+        evaluators = _make_evaluators(config, run_dir, start, on_eval, eval_envs, announce)
         # Bound now (learn binds them again) so that they work even when learn does not run.
         for own in (guard, *evaluators):
             own.init_callback(model)
-        callback_list = CallbackList([guard, checkpointer, *evaluators, *([bar] if bar else []), *callbacks])
+        torch_threads = TorchThreads(update_threads, rollout_threads(update_threads, config.vec_env))
+        # After the checkpointer and the evaluators: a stop held back during an update is raised
+        # at the next rollout start once what is due there has been saved and evaluated.
+        callback_list = CallbackList(
+            [
+                torch_threads,
+                guard,
+                checkpointer,
+                *evaluators,
+                update_guard,
+                *([bar] if bar else []),
+                *callbacks,
+            ]
+        )
+        _ACTIVE_UPDATE_GUARDS.append(update_guard)
         try:
             remaining = total - model.num_timesteps
             if remaining > 0:
@@ -840,6 +982,7 @@ def train(
                     raise diverged from e
             guard.check()
         finally:
+            _ACTIVE_UPDATE_GUARDS.remove(update_guard)
             if bar is not None:
                 bar.close()
         for evaluator in evaluators:
@@ -853,7 +996,7 @@ def train(
             "finished", model.num_timesteps, run_dir, None, final_path, last_mean[0] if last_mean else None
         )
     except KeyboardInterrupt:
-        return _interrupted(run_dir, model, checkpointer, total, start, stream)
+        return _interrupted(run_dir, model, checkpointer, total, start, stream, update_guard)
     except NonFiniteError as e:
         good = latest_checkpoint(run_dir)
         where = f" The last good checkpoint is {good.model}." if good is not None else ""
@@ -912,6 +1055,7 @@ def _make_evaluators(
     start: int,
     listener: Any,
     opened: list[VecEnv],
+    announce: Any = None,
 ) -> list[EvaluationCallback]:
     """The evaluation callbacks (in-distribution, and domain-randomized when asked for)."""
     agent = config.agent
@@ -942,6 +1086,7 @@ def _make_evaluators(
                 start_timesteps=start,
                 last_timesteps=_last_row_timesteps(path),
                 listener=listener,
+                announce=announce,
             )
         )
     return evaluators
@@ -954,14 +1099,33 @@ def _interrupted(
     total: int,
     start: int,
     stream: TextIO | None,
+    update_guard: UpdateGuard | None = None,
 ) -> TrainResult:
-    """Ctrl-C: save a checkpoint (when the model is finite), write the status, say how to resume."""
+    """Ctrl-C: save a checkpoint of the last consistent state, write the status, say what is
+    kept and what a resume does again."""
     resume_hint = f"resume with: python -m relic_rl.train --resume {run_dir}"
     if model is None or checkpointer is None:
         message = "interrupted before training started"
         write_status(run_dir, RunStatus("interrupted", start, total, message))
         print_line(stream, f"{message}; {resume_hint}")
         return TrainResult("interrupted", start, run_dir, message)
+    if update_guard is not None and update_guard.in_update:
+        # Half of an update is no state to continue from: keep the last checkpoint.
+        good = latest_checkpoint(run_dir)
+        kept = good.timesteps if good is not None else start
+        message = (
+            f"interrupted during an update at step {model.num_timesteps:,}; the half-finished update is "
+            f"not saved. "
+            + (
+                f"The last checkpoint ({good.model}, step {kept:,}) is kept"
+                if good
+                else "No checkpoint exists yet"
+            )
+            + f", and a resume trains again from step {kept:,}"
+        )
+        write_status(run_dir, RunStatus("interrupted", kept, total, message))
+        print_line(stream, f"\n{message}.\n{resume_hint}")
+        return TrainResult("interrupted", kept, run_dir, message)
     steps = checkpointer.resume_point()
     if non_finite_parameters(model):
         good = latest_checkpoint(run_dir)
@@ -972,7 +1136,13 @@ def _interrupted(
         print_line(stream, message)
         return TrainResult("failed", steps, run_dir, message)
     path = checkpointer.save(steps)
+    collected = model.num_timesteps - steps
     message = f"interrupted at step {steps:,}; checkpoint {path}"
+    if collected > 0:
+        message += (
+            f" (the model as it was at the start of the rollout being collected; the {collected:,} steps "
+            "collected since are collected again when the run is resumed)"
+        )
     write_status(run_dir, RunStatus("interrupted", steps, total, message))
     print_line(stream, f"\n{message}\n{resume_hint}")
     return TrainResult("interrupted", steps, run_dir, message)
@@ -987,6 +1157,8 @@ def resume(
     command: str | None = None,
     callbacks: Sequence[BaseCallback] = (),
     stream: TextIO | None = None,
+    threads: int | None = None,
+    keep_checkpoints: int = DEFAULT_KEEP_CHECKPOINTS,
 ) -> TrainResult:
     """Continue the run in ``run_dir`` from its last checkpoint to its original total.
 
@@ -995,6 +1167,25 @@ def resume(
     """
     run_dir = Path(run_dir)
     config, _meta = load_run_config(run_dir)
+    # Before anything is read or written: a process still training here must be left alone.
+    with run_lock(run_dir):
+        return _resume(
+            run_dir, config, device, progress, quiet, command, callbacks, stream, threads, keep_checkpoints
+        )
+
+
+def _resume(
+    run_dir: Path,
+    config: RunConfig,
+    device: str | None,
+    progress: bool,
+    quiet: bool,
+    command: str | None,
+    callbacks: Sequence[BaseCallback],
+    stream: TextIO | None,
+    threads: int | None,
+    keep_checkpoints: int,
+) -> TrainResult:
     status = read_status(run_dir)
     if status.state == "finished":
         final = run_dir / FINAL_MODEL_FILE
@@ -1010,11 +1201,15 @@ def resume(
         )
     stamp = datetime.now().isoformat(timespec="seconds")
     append_command(run_dir, f"# resumed {stamp}: {command or f'python -m relic_rl.train --resume {run_dir}'}")
+    chosen = threads is not None
+    threads = threads if threads is not None else default_threads()
     if not quiet:
         resolved = resolve_device(device or config.device)
         note = _env_note(config)
+        start = checkpoint.timesteps if checkpoint else 0
         print_line(
-            stream, format_summary(config, run_dir, resolved, note, checkpoint.timesteps if checkpoint else 0)
+            stream,
+            format_summary(config, run_dir, resolved, note, start, threads=threads, threads_chosen=chosen),
         )
     return train(
         config,
@@ -1025,6 +1220,8 @@ def resume(
         quiet=quiet,
         callbacks=callbacks,
         stream=stream,
+        threads=threads,
+        keep_checkpoints=keep_checkpoints,
     )
 
 
@@ -1047,6 +1244,14 @@ def _stop_on_signals() -> Iterator[None]:
         return
 
     def interrupt(signum: int, frame: object) -> None:
+        if _ACTIVE_UPDATE_GUARDS and _ACTIVE_UPDATE_GUARDS[-1].defer():
+            print(
+                "\nstopping after the current update (so that the checkpoint holds all of it); "
+                "Ctrl-C again stops at once and keeps the last checkpoint instead.",
+                file=sys.stderr,
+                flush=True,
+            )
+            return
         raise KeyboardInterrupt
 
     previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -1080,6 +1285,8 @@ def _main(argv: list[str]) -> int:
                 progress=not args.no_progress,
                 quiet=args.quiet,
                 command=command_line(argv),
+                threads=args.threads,
+                keep_checkpoints=_keep(args),
             )
             return result.exit_code if result.state != "failed" else _report_failure(result)
         config = config_from_args(args)
@@ -1089,10 +1296,22 @@ def _main(argv: list[str]) -> int:
         run_dir = create_run_dir(Path(args.log_dir or "runs"), args.run_name, config)
         command = command_line(argv)
         write_run_files(run_dir, config, build_meta(run_dir, command, device, note), command)
+        threads = args.threads if args.threads is not None else default_threads()
         if not args.quiet:
             print(dump_yaml({"config": config.to_dict()}).rstrip())
-            print(format_summary(config, run_dir, device, note), flush=True)
-        result = train(config, run_dir, device=device, progress=not args.no_progress, quiet=args.quiet)
+            summary = format_summary(
+                config, run_dir, device, note, threads=threads, threads_chosen=args.threads is not None
+            )
+            print(summary, flush=True)
+        result = train(
+            config,
+            run_dir,
+            device=device,
+            progress=not args.no_progress,
+            quiet=args.quiet,
+            threads=threads,
+            keep_checkpoints=_keep(args),
+        )
     except USER_ERRORS as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE
@@ -1102,6 +1321,10 @@ def _main(argv: list[str]) -> int:
     if result.state == "failed":
         return _report_failure(result)
     return result.exit_code
+
+
+def _keep(args: argparse.Namespace) -> int:
+    return DEFAULT_KEEP_CHECKPOINTS if args.keep_checkpoints is None else int(args.keep_checkpoints)
 
 
 def _report_failure(result: TrainResult) -> int:

@@ -499,7 +499,9 @@ def test_local_grid_end_to_end_then_rerun_skips(tmp_path: Path, capsys: pytest.C
     assert png_size(out / "curves.png") == (1400, 600)  # 7 x 3 inches at 200 dpi: one panel
     figure = plot_curves(load_ablation(out), reps=50)
     assert len(figure.axes) == 1 and figure.axes[0].get_title() == "In-distribution evaluation"
-    assert len(figure.axes[0].get_lines()) == 2  # one curve per variant
+    lines = figure.axes[0].get_lines()
+    means = [line for line in lines if not line.get_label().startswith("_")]
+    assert len(means) == 2 and len(lines) == 2 * (1 + 2)  # per variant: its mean and each of 2 seeds
     assert "4/4 runs finished" in stdout
     # The TensorBoard HParams export: one run per cell.
     assert sorted(p.name for p in (out / "hparams").iterdir()) == sorted(names)

@@ -39,3 +39,14 @@ def test_wheel_ships_presets_and_type_marker(tmp_path: Path) -> None:
         assert expected and shipped == expected
     assert "relic_rl/py.typed" in names
     assert not any(n.startswith(("tests/", "benchmarks/", "examples/")) for n in names)
+
+
+def test_rl_zoo3_is_a_benchmark_extra_only() -> None:
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    assert any(req.startswith("rl-zoo3") for req in extras["bench"])
+    assert not any("zoo" in req for req in project["dependencies"])
+    # `all` (what CI and the README's test command install) does not pull it in either.
+    assert "bench" not in extras["all"][0] and not any("zoo" in req for req in extras["all"])

@@ -428,3 +428,46 @@ def test_cli_bad_reps(tmp_path: Path) -> None:
 
 def test_module_exports() -> None:
     assert set(report.__all__) >= {"load_ablation", "write_report", "plot_curves", "main", "ReportError"}
+
+
+# --------------------------------------------------------------------------------------------
+# Small samples: no intervals, per-seed values and lines
+# --------------------------------------------------------------------------------------------
+TWO_SEEDS = {ON: [100.0, 300.0], OFF: [50.0, 70.0], BASE: [10.0, 30.0]}
+
+
+def test_fewer_than_three_seeds_show_per_seed_values_and_no_interval(tmp_path: Path) -> None:
+    paths = write_report(make_ablation(tmp_path, TWO_SEEDS), reps=REPS)
+    text = paths.summary_md.read_text()
+    assert f"| {ON} | 2 | 200.00 (no CI; 2 seeds: 100.00, 300.00) | 200.00 (no CI) |" in text
+    kl_row = next(line for line in text.splitlines() if line.startswith(f"| {ON} | {OFF} |"))
+    assert "140.00 (no CI: 2 vs 2 seeds)" in kl_row and "1.00 (no CI: 2 vs 2 seeds)" in kl_row
+    assert "[" not in kl_row  # no interval anywhere in the comparison
+    assert "no interval is given" in text
+
+
+def test_one_seed_is_one_value(tmp_path: Path) -> None:
+    paths = write_report(make_ablation(tmp_path, {ON: [120.0], OFF: [60.0], BASE: [5.0]}), reps=REPS)
+    text = paths.summary_md.read_text()
+    assert f"| {ON} | 1 | 120.00 (no CI; 1 seed: 120.00) |" in text
+    assert "P(on > off)" in text and "1.00 (no CI: 1 vs 1 seeds)" in text
+
+
+def test_figure_with_two_seeds_draws_each_seed_and_no_bands(tmp_path: Path) -> None:
+    fig = plot_curves(load_ablation(make_ablation(tmp_path, TWO_SEEDS)), reps=REPS)
+    (ax,) = fig.axes
+    assert len(ax.collections) == 0  # no confidence band from two runs
+    assert len(ax.lines) == 3 * (1 + 2)  # per variant: the mean and each seed
+    ends = sorted(float(np.asarray(line.get_ydata(), dtype=float)[-1]) for line in ax.lines)
+    assert ends == sorted([200.0, 100.0, 300.0, 60.0, 50.0, 70.0, 20.0, 10.0, 30.0])
+    title = fig.get_suptitle()
+    assert "CI" not in title.splitlines()[0] and "no CI bands" in title
+    assert "2 seeds per variant" in title and "2 deterministic episodes per evaluation" in title
+
+
+def test_figure_with_enough_seeds_draws_hatched_distinct_bands(tmp_path: Path) -> None:
+    fig = plot_curves(load_ablation(make_ablation(tmp_path)), reps=REPS)
+    (ax,) = fig.axes
+    hatches = [c.get_hatch() for c in ax.collections]
+    assert len(hatches) == 3 and len(set(hatches)) == 3 and all(hatches)
+    assert "95% bootstrap CI" in fig.get_suptitle()

@@ -28,6 +28,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from relic_rl.threads import available_cpus
+
 __all__ = [
     "RAY_INSTALL_HINT",
     "BackendError",
@@ -47,19 +49,12 @@ GRACE_S = 120.0
 EXIT_INTERRUPTED = 130
 RAY_INSTALL_HINT = (
     "The Ray backend needs Ray, an optional dependency: install it with "
-    '`pip install "relic-rl[ray]"` (or `pip install "ray>=2.40"`), or use --backend local.'
+    '`pip install "relic-rl[ray]"` (or `pip install "ray>=2.60"`), or use --backend local.'
 )
 
 
 class BackendError(RuntimeError):
     """A backend cannot run at all (Ray missing, cluster unreachable)."""
-
-
-def available_cpus() -> int:
-    """CPU cores this process may use (its affinity mask, where the platform has one)."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return max(1, os.cpu_count() or 1)
 
 
 def thread_env(threads: int) -> dict[str, str]:
