@@ -275,7 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--keep-checkpoints",
         type=int_at_least(0),
         metavar="K",
-        help=f"keep only the newest K checkpoints (each holds the model and its optimizer, ~15 MB for the "
+        help=f"keep only the newest K checkpoints (each holds the model and its optimizer, 15.5 MB for the "
         f"CarRacing preset); 0 keeps all (default: {DEFAULT_KEEP_CHECKPOINTS}).",
     )
     evaluation.add_argument(
