@@ -321,7 +321,8 @@ class ProgressBarCallback(BaseCallback):
 
     On a terminal: a rich progress bar (tqdm.rich). Otherwise (a log file, a pipe, a job
     scheduler): a plain line every ``interval`` seconds and at every phase change, so a log
-    shows the elapsed time and what the run is doing. The phase is ``collecting`` (a
+    shows the elapsed time and what the run is doing (a new line when the kind of work
+    changes; within an update at most every ``interval``). The phase is ``collecting`` (a
     rollout), ``updating`` (with ``epoch k/n`` for PPO) or ``evaluating`` (see
     :meth:`set_phase`); the update and the evaluations can take minutes and would otherwise
     look like a hang. Unlike SB3's own bar it starts at the resumed timestep and counts to
@@ -418,10 +419,13 @@ class ProgressBarCallback(BaseCallback):
         """Show what the run is doing now (also called by the CLI around evaluations)."""
         if phase == "collecting":
             self._end_update()
+        new_kind = phase.split()[0] != self.phase.split()[0]
         self.phase = phase
         if self.bar is not None:
             self.bar.set_postfix_str(phase, refresh=True)
-        elif self.plain:
+        elif self.plain and (new_kind or time.monotonic() - self._last_line >= self.interval):
+            # A log gets a line when the kind of work changes (collecting, updating,
+            # evaluating); progress within it (PPO's epochs) at most every `interval`.
             self._print_line()
 
     def _print_line(self) -> None:

@@ -948,7 +948,8 @@ def _train(
         def announce(prefix: str) -> None:
             if bar is not None:
                 what = "domain-randomized " if prefix == "eval_randomized" else ""
-                bar.set_phase(f"evaluating ({agent_episodes} {what}episodes)")
+                plural = "s" if agent_episodes != 1 else ""
+                bar.set_phase(f"evaluating ({agent_episodes} {what}episode{plural})")
 
         agent_episodes = config.agent.eval_episodes
         evaluators = _make_evaluators(config, run_dir, start, on_eval, eval_envs, announce)
