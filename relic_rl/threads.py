@@ -57,7 +57,12 @@ def busy_cpus(interval: float = 0.2) -> int:
 
 
 def default_threads() -> int:
-    """Torch threads for the update: the cores of this process that are not busy (>= 1)."""
+    """Torch threads for the update: ``OMP_NUM_THREADS`` when it is set (a cap chosen by the
+    user or by ``relic_rl.ablate`` for each of its runs), else the cores of this process that
+    are not busy (>= 1)."""
+    capped = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if capped.isdigit() and int(capped) >= 1:
+        return int(capped)
     return max(1, min(available_cpus(), (os.cpu_count() or 1) - busy_cpus()))
 
 
@@ -69,7 +74,13 @@ def rollout_threads(update_threads: int, vec_env: str) -> int:
 
 def describe_threads(update_threads: int, vec_env: str, chosen: bool) -> str:
     """The start summary's line: ``"2 (update), 1 while collecting (subproc env workers)"``."""
-    how = "" if chosen else f" (auto: the idle ones of {available_cpus()} cores; --threads N)"
+    capped = os.environ.get("OMP_NUM_THREADS", "").strip()
+    source = (
+        f"OMP_NUM_THREADS={capped}"
+        if capped.isdigit() and int(capped) >= 1
+        else f"the idle ones of {available_cpus()} cores"
+    )
+    how = "" if chosen else f" (auto: {source}; --threads N)"
     rollout = rollout_threads(update_threads, vec_env)
     if rollout == update_threads:
         return f"{update_threads}{how}"

@@ -70,6 +70,7 @@ def test_off_policy_algorithms_keep_the_update_threads() -> None:
 
 
 def test_default_threads_are_the_idle_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(threads_module.os, "cpu_count", lambda: 4)
     monkeypatch.setattr(threads_module, "available_cpus", lambda: 4)
     monkeypatch.setattr(threads_module.time, "sleep", lambda seconds: None)
@@ -79,6 +80,15 @@ def test_default_threads_are_the_idle_cores(monkeypatch: pytest.MonkeyPatch) -> 
     fully_busy = iter([(0.0, 0.0), (100.0, 100.0)])
     monkeypatch.setattr(threads_module, "_cpu_times", lambda: next(fully_busy))
     assert default_threads() == 1  # never fewer than one
+
+
+def test_an_omp_num_threads_cap_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    # relic_rl.ablate runs each cell with OMP_NUM_THREADS=1 so that parallel runs share the cores.
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setattr(threads_module, "busy_cpus", lambda: 0)
+    monkeypatch.setattr(threads_module, "available_cpus", lambda: 8)
+    assert default_threads() == 1
+    assert "OMP_NUM_THREADS" in describe_threads(1, "dummy", chosen=False)
 
 
 def test_busy_cores_fall_back_to_the_load_average(monkeypatch: pytest.MonkeyPatch) -> None:
