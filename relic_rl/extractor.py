@@ -133,10 +133,10 @@ _SUPPORTED = (
 )
 
 
-def _check_image_box(space: gym.Space, where: str) -> gym.spaces.Box:
+def _check_image_box(space: gym.Space, where: str, normalized_image: bool = False) -> gym.spaces.Box:
     if not isinstance(space, gym.spaces.Box) or len(space.shape) != 3:
         raise ValueError(f"Got observation space {where}{space}. {_SUPPORTED}")
-    if space.dtype == "uint8" and not is_image_space(space, check_channels=False):
+    if space.dtype == "uint8" and not is_image_space(space, check_channels=False) and not normalized_image:
         raise ValueError(
             f"Got observation space {where}{space} with bounds other than [0, 255]. {_SUPPORTED}"
         )
@@ -151,10 +151,12 @@ def _is_image_box(space: gym.Space) -> bool:
     )
 
 
-def _image_space(observation_space: gym.Space) -> tuple[str | None, gym.spaces.Box]:
+def _image_space(
+    observation_space: gym.Space, normalized_image: bool = False
+) -> tuple[str | None, gym.spaces.Box]:
     """``(image key or None, channels-first image Box)``, or ValueError saying what is supported."""
     if not isinstance(observation_space, gym.spaces.Dict):
-        return None, _check_image_box(observation_space, "")
+        return None, _check_image_box(observation_space, "", normalized_image)
     keys = [key for key, space in observation_space.spaces.items() if _is_image_box(space)]
     if not keys:
         raise ValueError(f"Got a Dict observation space without an image: {observation_space}. {_SUPPORTED}")
@@ -189,10 +191,17 @@ class ReLICExtractor(BaseFeaturesExtractor):
     Subclass hooks: :meth:`build_encoder`, :meth:`build_critic`, :meth:`augment` and
     :meth:`relic_loss`.
 
+    Takes ``NatureCNN``'s keyword arguments with the same meaning, so that
+    ``features_extractor_kwargs=dict(features_dim=256)`` sizes it as it sizes SB3's default.
+
     :param observation_space: channels-first image Box ``(C, H, W)`` (SB3 normalises uint8
         images to [0, 1] before calling the extractor).
     :param config: the :class:`ReLICConfig`; defaults to ``ReLICConfig()``.
-    :param normalized_image: accepted for signature compatibility with SB3's extractors.
+    :param normalized_image: as for SB3's ``NatureCNN``: the observations are already
+        normalised, so a ``uint8`` Box with bounds other than [0, 255] is accepted.
+    :param features_dim: as for ``NatureCNN``, the size of the features. When given it wins
+        over ``config.features_dim`` (the config is used with ``features_dim`` replaced); an
+        encoder built by a subclass that returns another size is a ``ValueError``.
     """
 
     target_initialized: torch.Tensor
@@ -204,12 +213,17 @@ class ReLICExtractor(BaseFeaturesExtractor):
         observation_space: gym.Space,
         config: ReLICConfig | None = None,
         normalized_image: bool = False,
+        features_dim: int | None = None,
     ) -> None:
-        image_key, image_space = _image_space(observation_space)
+        image_key, image_space = _image_space(observation_space, normalized_image)
         if config is None:
             config = ReLICConfig()
         if not isinstance(config, ReLICConfig):
             raise ValueError(f"`config` must be a ReLICConfig, got {type(config).__name__}: {config!r}.")
+        if features_dim is not None:
+            if isinstance(features_dim, bool) or not isinstance(features_dim, int) or features_dim < 1:
+                raise ValueError(f"`features_dim` must be a positive integer, got {features_dim!r}.")
+            config = config.replace(features_dim=features_dim)
         # The real features_dim is only known after the encoder exists (subclasses may build
         # any encoder); SB3 reads it through the `features_dim` property after __init__.
         super().__init__(observation_space, features_dim=1)
@@ -217,7 +231,14 @@ class ReLICExtractor(BaseFeaturesExtractor):
         self.encoder = self.build_encoder(image_space)
         with torch.no_grad():
             sample = torch.zeros((1, *image_space.shape), dtype=torch.float32)
-            features_dim = int(self.encoder(sample).shape[-1])
+            encoded_dim = int(self.encoder(sample).shape[-1])
+        if features_dim is not None and encoded_dim != features_dim:
+            raise ValueError(
+                f"features_dim={features_dim} was asked for, but {type(self).__name__}.build_encoder returns "
+                f"{encoded_dim} features; build the encoder from self.config.features_dim or drop "
+                "features_dim."
+            )
+        features_dim = encoded_dim
         #: Dict observations: the image entry, and the others flattened after the image features.
         self.image_key = image_key
         self.extra_keys: list[str] = []
@@ -251,7 +272,10 @@ class ReLICExtractor(BaseFeaturesExtractor):
         # SB3 re-initialises every submodule (e.g. orthogonal init) after construction,
         # target included; the first update copies f into h once. The flag is a buffer so a
         # loaded model keeps its saved target.
-        self.register_buffer("target_initialized", torch.zeros((), dtype=torch.bool))
+        # A float, not a bool: SB3's get_parameters / set_parameters round trips (and tools that
+        # fill a state dict with random values of each tensor's dtype) expect floating tensors.
+        # Nonzero means initialised; a bool saved by an earlier release loads as 0.0 / 1.0.
+        self.register_buffer("target_initialized", torch.zeros((), dtype=torch.float32))
         _REGISTRY.add(self)
 
     # ----------------------------------------------------------------- subclass hooks
@@ -410,7 +434,7 @@ class ReLICExtractor(BaseFeaturesExtractor):
         if self._target_ready():
             return
         self.update_target(momentum=0.0)
-        self.target_initialized.fill_(True)
+        self.target_initialized.fill_(1.0)
         self._target_ready_cache = True
 
     def _target_ready(self) -> bool:
