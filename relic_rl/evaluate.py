@@ -106,7 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--threads",
         type=int_at_least(1),
         metavar="N",
-        help="torch threads (default: the cores that are idle at start, at least 1).",
+        help="torch threads (default: OMP_NUM_THREADS when set, else the cores that are idle at start, "
+        "at least 1).",
     )
     return parser
 

@@ -229,7 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=int_at_least(1),
         metavar="N",
         help="torch threads for updates and evaluation; with --vec-env subproc 1 thread while the env "
-        "workers collect a rollout (default: the cores that are idle at start, at least 1).",
+        "workers collect a rollout (default: OMP_NUM_THREADS when set, else the cores that are idle at "
+        "start, at least 1).",
     )
     budget.add_argument(
         "--env-kwargs",
