@@ -461,6 +461,7 @@ class ReLICExtractor(BaseFeaturesExtractor):
         if any(id(p) in owned for p in params):
             self.update_target()
             self._ema_updates += 1
+            self._commit_pending()
 
     def train(self, mode: bool = True) -> ReLICExtractor:
         """Set training mode on f and g; the targets always stay in eval mode."""
@@ -478,6 +479,11 @@ class ReLICExtractor(BaseFeaturesExtractor):
         self._count = 0
         self._skipped = 0
         self._ema_updates = 0
+        #: The last loss's metrics until an optimizer step applies it; a loss that never
+        #: reaches one (PPO's target_kl stop, an actor-loss call of a critic's extractor) is
+        #: counted in ``_dropped`` instead of the averages.
+        self._pending: dict[str, torch.Tensor | float] | None = None
+        self._dropped = 0
         if not hasattr(self, "_passes"):
             #: Update passes seen (for ``aux_every``); not reset with the metrics.
             self._passes = 0
@@ -501,9 +507,18 @@ class ReLICExtractor(BaseFeaturesExtractor):
             "positive_cosine": positives.mean(),
             "negative_cosine": negative_mean,
         }
-        for key, value in values.items():
-            self._sums[key] = self._sums[key] + (value.detach() if isinstance(value, torch.Tensor) else value)
+        if self._pending is not None:
+            self._dropped += 1  # computed, but no optimizer step applied it before this one
+        self._pending = {k: v.detach() if isinstance(v, torch.Tensor) else v for k, v in values.items()}
+
+    def _commit_pending(self) -> None:
+        """Count the pending loss's metrics: an optimizer step has applied it."""
+        if self._pending is None:
+            return
+        for key, value in self._pending.items():
+            self._sums[key] = self._sums[key] + value
         self._count += 1
+        self._pending = None
 
     @torch.no_grad()
     def ema_distance(self) -> float:
@@ -520,14 +535,21 @@ class ReLICExtractor(BaseFeaturesExtractor):
         """Metrics averaged since the last call, then reset.
 
         Keys: ``loss``, ``contrastive``, ``invariance``, ``accuracy``, ``positive_cosine``,
-        ``negative_cosine`` (absent when no auxiliary loss was computed), and always
-        ``ema_distance``, ``aux_updates`` (losses computed), ``skipped_small_batch`` and
-        ``ema_updates`` (target updates since the last call).
+        ``negative_cosine`` (averaged over the losses an optimizer step applied; absent when
+        none was), and always ``ema_distance``, ``aux_updates`` (losses that reached an
+        optimizer step holding the encoder), ``aux_dropped`` (losses computed but never
+        applied, e.g. after PPO's ``target_kl`` stop or in an actor-loss call of a critic's
+        extractor), ``skipped_small_batch`` and ``ema_updates`` (target updates since the
+        last call).
         """
+        if self._pending is not None:
+            self._dropped += 1
+            self._pending = None
         metrics: dict[str, float] = {}
         if self._count:
             metrics = {key: float(value) / self._count for key, value in self._sums.items()}
         metrics["aux_updates"] = float(self._count)
+        metrics["aux_dropped"] = float(self._dropped)
         metrics["skipped_small_batch"] = float(self._skipped)
         metrics["ema_updates"] = float(self._ema_updates)
         metrics["ema_distance"] = self.ema_distance()

@@ -41,4 +41,5 @@ def test_impala_subclass_keeps_target_in_sync_shape() -> None:
     assert extractor.features_dim == 64
     extractor.train()
     extractor(torch.rand(4, 2, 64, 64)).sum().backward()
+    torch.optim.SGD(extractor.parameters(), lr=0.0).step()  # metrics count applied losses
     assert extractor.pop_metrics()["aux_updates"] == 1

@@ -145,6 +145,7 @@ def test_bfloat16_target_passes_feed_a_float32_loss() -> None:
         torch.manual_seed(1)
         out = extractor(images)
         out.sum().backward()
+        torch.optim.SGD(extractor.parameters(), lr=0.0).step()  # metrics count applied losses
         results.append(extractor.pop_metrics()["loss"])
     assert set(dtypes) == {torch.bfloat16} and seen[0][1] == torch.float32
     assert results[1] == pytest.approx(results[0], rel=2e-2)
@@ -171,3 +172,38 @@ def test_speed_options_are_off_by_default() -> None:
     config = ReLICConfig()
     assert (config.aux_batch_size, config.aux_every, config.target_precision) == (None, 1, "float32")
     assert ReLICConfig.from_dict(config.to_dict()) == config
+
+
+def test_only_losses_that_reach_an_optimizer_step_are_counted() -> None:
+    extractor = _extractor()
+    optimizer = torch.optim.SGD(extractor.parameters(), lr=1e-3)
+    _update(extractor, optimizer, _images(8))  # applied
+    extractor(_images(8, seed=1)).sum()  # computed, then dropped (e.g. PPO's target_kl stop)
+    _update(extractor, optimizer, _images(8, seed=2))  # applied
+    other = torch.optim.SGD(extractor.critic.parameters(), lr=1e-3)  # type: ignore[union-attr]
+    other.zero_grad()
+    extractor(_images(8, seed=3)).sum().backward()
+    other.step()  # an optimizer without the encoder (e.g. an actor's): not applied to it
+    metrics = extractor.pop_metrics()
+    assert (metrics["aux_updates"], metrics["aux_dropped"], metrics["ema_updates"]) == (2, 2, 2)
+
+
+def test_ppo_target_kl_stop_does_not_count_the_stopped_loss() -> None:
+    from stable_baselines3 import PPO
+
+    from tests.helpers import image_vec_env
+
+    model = PPO(
+        "CnnPolicy",
+        image_vec_env(n_envs=2),
+        n_steps=16,
+        batch_size=8,
+        n_epochs=1,
+        target_kl=1e-12,  # the first minibatch trains (KL 0), the second one stops the epoch
+        seed=0,
+        policy_kwargs=dict(features_extractor_class=ReLICExtractor),
+    )
+    model.learn(32)
+    metrics = model.policy.features_extractor.pop_metrics()
+    assert metrics["aux_updates"] == metrics["ema_updates"] == 1
+    assert metrics["aux_dropped"] == 1
