@@ -251,6 +251,8 @@ class ReLICExtractor(BaseFeaturesExtractor):
         #: encoder is trained with the auxiliary loss. ``config.active`` is the static switch.
         self.aux_enabled = config.active
         self.augmentation = make_augmentation(config.augmentation)
+        #: Update passes seen (for ``aux_every``); unlike the metrics, never reset.
+        self._passes = 0
         self._reset_metrics()
         self.critic: nn.Module | None = None
         self.target_encoder: nn.Module | None = None
@@ -484,9 +486,6 @@ class ReLICExtractor(BaseFeaturesExtractor):
         #: counted in ``_dropped`` instead of the averages.
         self._pending: dict[str, torch.Tensor | float] | None = None
         self._dropped = 0
-        if not hasattr(self, "_passes"):
-            #: Update passes seen (for ``aux_every``); not reset with the metrics.
-            self._passes = 0
 
     @torch.no_grad()
     def _record(self, out: ReLICLossOutput, online: torch.Tensor, target: torch.Tensor) -> None:
