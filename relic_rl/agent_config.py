@@ -97,6 +97,7 @@ AGENT_KEYS = (
     "checkpoint_freq",
     "env_kwargs",
     "frame_stack",
+    "frame_skip",
 )
 
 SUPPORTED_POLICIES = ("CnnPolicy",)
@@ -550,6 +551,9 @@ class AgentConfig:
     :param checkpoint_freq: checkpoint every this many env steps (summed over envs).
     :param env_kwargs: keyword arguments for ``gym.make`` (over the env family's).
     :param frame_stack: override of the env family's frame stack, or None.
+    :param frame_skip: override of the env family's frame skip (action repeat), or None. Like
+        rl-zoo3, which keeps its FrameSkip wrapper in the hyperparameters, a preset tuned for a
+        budget of env frames may choose its own action repeat.
     :param hyperparams: arguments of the SB3 algorithm's constructor (numbers, or typed values:
         :class:`Schedule`, :class:`ActionNoiseSpec`).
     """
@@ -566,6 +570,7 @@ class AgentConfig:
     checkpoint_freq: int = 50_000
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     frame_stack: int | None = None
+    frame_skip: int | None = None
     hyperparams: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -582,6 +587,7 @@ class AgentConfig:
             "checkpoint_freq": self.checkpoint_freq,
             "env_kwargs": _plain(self.env_kwargs, "env_kwargs"),
             "frame_stack": self.frame_stack,
+            "frame_skip": self.frame_skip,
         }
         for key in sorted(self.hyperparams):
             data[key] = _algo_kwarg_to_plain(self.hyperparams[key])
@@ -648,6 +654,7 @@ def parse_agent_config(algo: str, block: Mapping[str, Any], where: str) -> Agent
     relic_block = data.get("relic") or {}
     relic = dataclass_from_dict(ReLICConfig, as_mapping(relic_block, f"{where}.relic"), f"{where}.relic")
     frame_stack = data.get("frame_stack")
+    frame_skip = data.get("frame_skip")
     config = AgentConfig(
         algo=algo,
         n_envs=as_int(data.get("n_envs", 1), f"{where}.n_envs", minimum=1),
@@ -663,6 +670,7 @@ def parse_agent_config(algo: str, block: Mapping[str, Any], where: str) -> Agent
             as_mapping(data.get("env_kwargs") or {}, f"{where}.env_kwargs"), f"{where}.env_kwargs"
         ),
         frame_stack=None if frame_stack is None else as_int(frame_stack, f"{where}.frame_stack", minimum=1),
+        frame_skip=None if frame_skip is None else as_int(frame_skip, f"{where}.frame_skip", minimum=1),
         hyperparams=hyperparams,
     )
     return config

@@ -441,6 +441,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         import_extractor(args.extractor)
     if agent.frame_stack is not None:
         env_preset = dataclasses.replace(env_preset, frame_stack=agent.frame_stack)
+    if agent.frame_skip is not None:
+        env_preset = dataclasses.replace(env_preset, frame_skip=agent.frame_skip)
     check_budget(algo, agent)
     return RunConfig(
         env_id=env_id,

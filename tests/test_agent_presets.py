@@ -177,6 +177,7 @@ def test_unknown_preset_key_lists_the_valid_keys() -> None:
         ("sac", {"ent_coef": "auto_x"}, r"w.ent_coef: expected a finite number"),
         ("ppo", {"env_kwargs": {"x": object()}}, r"env_kwargs.x: expected plain data"),
         ("ppo", {"frame_stack": 0}, r"frame_stack: must be >= 1"),
+        ("ppo", {"frame_skip": 0}, r"frame_skip: must be >= 1"),
     ],
 )
 def test_bad_values_name_the_key(algo: str, block: dict[str, Any], pattern: str) -> None:

@@ -687,6 +687,7 @@ def test_resolve_run_config_defaults_and_overrides() -> None:
             "3",
             "--hyperparams",
             "frame_stack=4",
+            "frame_skip=3",
             "relic.n_views=3",
             "--env-kwargs",
             "domain_randomize=True",
@@ -696,6 +697,7 @@ def test_resolve_run_config_defaults_and_overrides() -> None:
     assert (relic.kl_weight, relic.aux_weight, relic.temperature, relic.n_views) == (0.0, 0.5, 0.2, 3)
     assert relic.augmentation == "crop(60)" and tuned.seed == 3
     assert tuned.env_preset.frame_stack == 4 and tuned.agent.env_kwargs == {"domain_randomize": True}
+    assert tuned.env_preset.frame_skip == 3 and config.env_preset.frame_skip == 2
     baseline = resolve_run_config(["--env", "CarRacing-v2", "--aux", "none"])
     assert baseline.aux == "none" and baseline.agent.relic.enabled is False
     # Everything but relic.enabled is identical, so the baseline differs from ReLIC in the loss only.
