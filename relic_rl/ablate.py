@@ -118,6 +118,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     grid.add_argument("--baseline", action="store_true", help="add the no-aux baseline (--aux none).")
     grid.add_argument(
+        "--aux",
+        nargs="+",
+        choices=("relic", "none"),
+        metavar="AUX",
+        help="the auxiliary-loss variants: relic (over the KL axis) and/or none (the baseline); "
+        "--aux none alone runs the grid with the auxiliary loss off, e.g. for a hyperparameter "
+        "search (default: relic, plus none with --baseline).",
+    )
+    grid.add_argument(
         "--grid",
         nargs="+",
         action="extend",
@@ -232,13 +241,15 @@ def main(argv: Sequence[str] | None = None, stream: TextIO | None = None) -> int
         if args.eval_domain_randomize:
             train_args.append("--eval-domain-randomize")
         out = args.out if args.out is not None else _default_out(args.env)
+        aux = list(dict.fromkeys(args.aux or ["relic"]))
         plan = make_plan(
             env_id=args.env,
             seeds=args.seeds,
             total_timesteps=args.total_timesteps,
             kl_weights=args.kl_weights,
             grid_specs=args.grid,
-            baseline=args.baseline,
+            baseline=args.baseline or "none" in aux,
+            relic="relic" in aux,
             train_args=train_args,
             out=out,
             command=shlex.join(["python", "-m", "relic_rl.ablate", *argv]),

@@ -339,7 +339,7 @@ def test_dry_run_prints_grid_and_cost_and_writes_nothing(
         (["--grid", "temperature=0.1,0.5", "--temperature", "0.2"], "contradicts the grid"),
         (["--grid", "n_steps=32,64"], "contradicts the grid"),  # TINY sets --hyperparams n_steps=64
         (["--seed", "3"], "use --seeds"),
-        (["--aux", "none"], "use --baseline"),
+        (["--aux", "curl"], "invalid choice"),
         (["--kl-weight", "0.5"], "use --kl-weights"),
         (["--bogus-flag"], "unrecognized arguments: --bogus-flag"),
         (["--grid", "temprature=0.1,0.5"], "Unknown grid key"),
@@ -692,3 +692,33 @@ def test_ctrl_c_interrupts_the_runs_and_rerun_resumes(
     assert code == 0, stdout + err
     assert "resumed  kl_weight=1.0__seed=0" in stdout
     assert [r["timesteps"] for r in eval_rows(run_dir)] == [str(128 * k) for k in range(1, 9)]
+
+
+def test_aux_none_alone_runs_a_baseline_only_grid(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # A hyperparameter search with the auxiliary loss off: no KL axis, only no-aux runs.
+    out = tmp_path / "abl"
+    code, stdout, err = run_main(
+        args_for(out, "--aux", "none", "--grid", "gamma=0.9,0.99", "--workers", "2", seeds=("0",)), capsys
+    )
+    assert code == 0, stdout + err
+    names = sorted(p.name for p in (out / "runs").iterdir())
+    assert names == sorted(["baseline__gamma=0.9__seed=0", "baseline__gamma=0.99__seed=0"])
+    for name in names:
+        config = yaml.safe_load((out / "runs" / name / "config.yaml").read_text())
+        assert config["agent"]["relic"]["enabled"] is False
+    stored = yaml.safe_load((out / "ablation.yaml").read_text())
+    assert stored["grid"] == {"gamma": [0.9, 0.99]} and stored["baseline"] is True
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--aux", "none", "--kl-weights", "1", "0"], "--kl-weights needs the ReLIC variants"),
+        (["--aux", "none", "--grid", "temperature=0.1,0.5"], "cannot be axes of a grid without ReLIC"),
+    ],
+)
+def test_aux_none_rejects_relic_axes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
+) -> None:
+    code, _, err = run_main([*args_for(tmp_path / "abl", *extra), "--dry-run"], capsys)
+    assert code == 2 and message in err

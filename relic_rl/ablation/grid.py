@@ -287,7 +287,9 @@ def _variant_name(params: Mapping[str, Any], baseline: bool) -> str:
     return text
 
 
-def expand_cells(grid: Mapping[str, list[Any]], seeds: Sequence[int], baseline: bool) -> list[Cell]:
+def expand_cells(
+    grid: Mapping[str, list[Any]], seeds: Sequence[int], baseline: bool, relic: bool = True
+) -> list[Cell]:
     """All cells of the ablation, seed-major (every variant of the first seed, then the next seed).
 
     Seed-major order means that an ablation stopped early still has complete comparisons for
@@ -297,17 +299,28 @@ def expand_cells(grid: Mapping[str, list[Any]], seeds: Sequence[int], baseline: 
     :param grid: ``{key: [values]}``, the KL axis included.
     :param seeds: distinct seeds.
     :param baseline: add the no-aux baseline.
+    :param relic: add the ReLIC variants (False for a baseline-only grid, e.g. a hyperparameter
+        search with the auxiliary loss off; ``grid`` may then be empty: one variant).
     :raises GridError: on an empty grid or repeated seeds.
     """
-    if not grid or any(not values for values in grid.values()):
+    if (relic and not grid) or any(not values for values in grid.values()):
         raise GridError("the grid is empty: every axis needs at least one value.")
+    if not relic and not baseline:
+        raise GridError("no variants: the grid has neither ReLIC variants nor the baseline.")
+    if not relic and any(k in RELIC_FIELDS for k in grid):
+        relic_axes = [k for k in grid if k in RELIC_FIELDS]
+        raise GridError(
+            f"the ReLIC field(s) {', '.join(relic_axes)} cannot be axes of a grid without ReLIC "
+            "variants (they do not affect the no-aux baseline); remove them or add the ReLIC variants."
+        )
     if not seeds:
         raise GridError("no seeds: pass --seeds, e.g. --seeds 0 1 2.")
     _check_distinct("--seeds", list(seeds))
     keys = list(grid)
     variants: list[tuple[dict[str, Any], bool]] = []
-    for combo in itertools.product(*(grid[k] for k in keys)):
-        variants.append((dict(zip(keys, combo, strict=True)), False))
+    if relic:
+        for combo in itertools.product(*(grid[k] for k in keys)):
+            variants.append((dict(zip(keys, combo, strict=True)), False))
     if baseline:
         other = [k for k in keys if k not in RELIC_FIELDS]
         for combo in itertools.product(*(grid[k] for k in other)):

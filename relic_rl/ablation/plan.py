@@ -190,6 +190,7 @@ def make_plan(
     out: Path,
     command: str,
     check_models: bool = True,
+    relic: bool = True,
 ) -> Plan:
     """Validate everything and build the plan; nothing is written.
 
@@ -204,6 +205,8 @@ def make_plan(
     :param command: the ablation command line, recorded in ``ablation.yaml``.
     :param check_models: build the env and model of every variant once (train's preflight), so
         that an unknown env or a value SB3 rejects fails before anything runs.
+    :param relic: include the ReLIC variants; False with ``baseline`` gives a grid of no-aux runs
+        only (``ablate --aux none``), without the KL axis.
     :raises AblateError: on any user error (grid, flags, folder, changed configs).
     """
     try:
@@ -241,9 +244,13 @@ def make_plan(
             f"{', '.join(k for k in valid if k not in RELIC_FIELDS)}."
         )
     budget = int(total_timesteps if total_timesteps is not None else probe["total_timesteps"])
+    if not relic and kl_weights is not None:
+        raise AblateError("--kl-weights needs the ReLIC variants; add relic to --aux or drop --kl-weights.")
     try:
-        grid = assemble_grid(kl_weights, extra_grid, config_value(probe, KL_KEY))
-        cells = expand_cells(grid, seeds, baseline)
+        grid = (
+            assemble_grid(kl_weights, extra_grid, config_value(probe, KL_KEY)) if relic else dict(extra_grid)
+        )
+        cells = expand_cells(grid, seeds, baseline, relic=relic)
     except GridError as err:
         raise AblateError(str(err)) from None
 

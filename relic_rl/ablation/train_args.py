@@ -53,7 +53,7 @@ OWN_FLAGS = {
     "--log-dir": "use --out",
     "--run-name": "cells are named by the ablation",
     "--resume": "re-run the ablation to resume its runs",
-    "--aux": "use --baseline for the no-aux variant",
+    "--aux": "use --baseline for the no-aux variant, or --aux of the ablation",
     "--kl-weight": "use --kl-weights (or --grid kl_weight=...)",
 }
 
