@@ -587,8 +587,10 @@ class AgentConfig:
             "checkpoint_freq": self.checkpoint_freq,
             "env_kwargs": _plain(self.env_kwargs, "env_kwargs"),
             "frame_stack": self.frame_stack,
-            "frame_skip": self.frame_skip,
         }
+        if self.frame_skip is not None:
+            # Only when set, so that configs saved before this key existed compare equal (resume).
+            data["frame_skip"] = self.frame_skip
         for key in sorted(self.hyperparams):
             data[key] = _algo_kwarg_to_plain(self.hyperparams[key])
         return data

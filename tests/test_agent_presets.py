@@ -318,3 +318,10 @@ def test_agent_config_defaults() -> None:
     config = AgentConfig(algo="ppo")
     assert config.relic == ReLICConfig()
     assert config.to_dict()["normalize"] is False
+
+
+def test_frame_skip_round_trips_and_is_absent_when_unset() -> None:
+    # Absent when unset, so configs saved before the key existed still compare equal on resume.
+    tuned = parse_agent_config("ppo", {"frame_skip": 4}, "w")
+    assert tuned.frame_skip == 4 and parse_agent_config("ppo", tuned.to_dict(), "w") == tuned
+    assert "frame_skip" not in parse_agent_config("ppo", {}, "w").to_dict()
