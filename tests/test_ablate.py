@@ -722,3 +722,8 @@ def test_aux_none_rejects_relic_axes(
 ) -> None:
     code, _, err = run_main([*args_for(tmp_path / "abl", *extra), "--dry-run"], capsys)
     assert code == 2 and message in err
+
+
+def test_expand_cells_without_relic_or_baseline_has_no_variants() -> None:
+    with pytest.raises(GridError, match="neither ReLIC variants nor the baseline"):
+        expand_cells({"gamma": [0.9]}, [0], baseline=False, relic=False)

@@ -307,8 +307,8 @@ def expand_cells(
         raise GridError("the grid is empty: every axis needs at least one value.")
     if not relic and not baseline:
         raise GridError("no variants: the grid has neither ReLIC variants nor the baseline.")
-    if not relic and any(k in RELIC_FIELDS for k in grid):
-        relic_axes = [k for k in grid if k in RELIC_FIELDS]
+    relic_axes = [k for k in grid if k in RELIC_FIELDS]
+    if not relic and relic_axes:
         raise GridError(
             f"the ReLIC field(s) {', '.join(relic_axes)} cannot be axes of a grid without ReLIC "
             "variants (they do not affect the no-aux baseline); remove them or add the ReLIC variants."

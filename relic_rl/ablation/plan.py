@@ -290,7 +290,8 @@ def _check_axes_take_effect(planned: Sequence[tuple[Cell, list[str], dict[str, A
     first_seed = planned[0][0].seed
     by_resolved: dict[tuple[str, str], list[Any]] = {}
     for cell, _, config in planned:
-        if cell.is_baseline or cell.seed != first_seed:
+        # Baseline cells carry only the non-ReLIC axes, so they are checked on those alone.
+        if cell.seed != first_seed:
             continue
         for key, value in cell.grid_params.items():
             values = by_resolved.setdefault((key, repr(config_value(config, key))), [])
