@@ -5,7 +5,8 @@ KL invariance penalty on (the preset's ``kl_weight``) and off (0) for every seed
 ordinary ``relic_rl.train`` run folder under ``--out``, then writes the report of
 :mod:`relic_rl.report` (``results.csv``, ``summary.md``, ``curves.png``/``.pdf``).
 
-* ``--baseline`` adds the no-aux variant (``--aux none``), ``--grid KEY=V1,V2`` any other axis
+* ``--baseline`` adds the no-aux variant (``--aux none``), ``--aux relic curl none`` chooses the
+  auxiliary-loss variants (CURL included), ``--grid KEY=V1,V2`` any other axis
   (a ReLIC field or an algorithm hyperparameter; see :mod:`relic_rl.ablation.grid` for the value
   separators); every other flag goes to ``relic_rl.train`` unchanged.
 * Re-running the same command continues the ablation: finished runs are skipped, unfinished ones
@@ -120,9 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
     grid.add_argument(
         "--aux",
         nargs="+",
-        choices=("relic", "none"),
+        choices=("relic", "curl", "none"),
         metavar="AUX",
-        help="the auxiliary-loss variants: relic (over the KL axis) and/or none (the baseline); "
+        help="the auxiliary-loss variants: relic (over the KL axis), curl (CURL, over the axes it "
+        "reads: not kl_weight, temperature, divergence, normalize) and/or none (the baseline); "
         "--aux none alone runs the grid with the auxiliary loss off, e.g. for a hyperparameter "
         "search (default: relic, plus none with --baseline).",
     )
@@ -250,6 +252,7 @@ def main(argv: Sequence[str] | None = None, stream: TextIO | None = None) -> int
             grid_specs=args.grid,
             baseline=args.baseline or "none" in aux,
             relic="relic" in aux,
+            curl="curl" in aux,
             train_args=train_args,
             out=out,
             command=shlex.join(["python", "-m", "relic_rl.ablate", *argv]),

@@ -29,6 +29,10 @@ class ReLICConfig:
     DrQ's shift augmentation with a ReLIC/DrQ-style intensity jitter, CURL's 0.99 EMA
     target, and a small projection MLP as in SimCLR/BYOL-style critics.
 
+    :param objective: the auxiliary objective, a name registered in
+        :data:`relic_rl.objectives.OBJECTIVES`: ``"relic"`` (default) or ``"curl"`` (CURL's
+        bilinear InfoNCE, which does not use ``temperature``, ``kl_weight``, ``normalize`` or
+        ``divergence``). Views, critic, EMA target and ``aux_weight`` are the same for all.
     :param enabled: master switch. ``False`` (or ``aux_weight == 0``) removes the auxiliary
         loss entirely: no critic or target network is built and no extra compute is done, so
         the agent trains exactly as plain Stable-Baselines3 with the same seed.
@@ -93,6 +97,7 @@ class ReLICConfig:
     aux_batch_size: int | None = None
     aux_every: int = 1
     target_precision: str = "float32"
+    objective: str = "relic"
 
     def __post_init__(self) -> None:
         for name in ("enabled", "normalize", "ema_critic", "clean_view"):
@@ -133,6 +138,10 @@ class ReLICConfig:
             _fail(
                 "critic_hidden_dims", hidden, "a sequence of positive integers, e.g. (256,) or () for linear"
             )
+        from relic_rl.objectives import OBJECTIVES
+
+        if not isinstance(self.objective, str) or self.objective not in OBJECTIVES:
+            _fail("objective", self.objective, f"one of {sorted(OBJECTIVES)}")
         if self.divergence not in DIVERGENCES:
             _fail("divergence", self.divergence, f"one of {list(DIVERGENCES)}")
         if not isinstance(self.augmentation, str) or not self.augmentation.strip():
@@ -159,6 +168,10 @@ class ReLICConfig:
         """Plain-data form (lists instead of tuples) suitable for YAML."""
         data = dataclasses.asdict(self)
         data["critic_hidden_dims"] = list(self.critic_hidden_dims)
+        if self.objective == "relic":
+            # Written only when it is not the default, so that run folders saved before the
+            # field existed compare and resume unchanged.
+            del data["objective"]
         return data
 
     @classmethod

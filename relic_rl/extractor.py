@@ -31,7 +31,9 @@ from torch.optim.optimizer import Optimizer, register_optimizer_step_post_hook
 from relic_rl.augmentations import check_frame_size, make_augmentation
 from relic_rl.config import ReLICConfig
 from relic_rl.losses import ReLICLossOutput, relic_loss
+from relic_rl.objectives import AuxObjective, AuxOutput, ReLICObjective, build_objective
 
+#: The averaged metrics of the ReLIC objective (other objectives log ``loss`` plus their scalars).
 METRIC_NAMES = (
     "loss",
     "contrastive",
@@ -67,6 +69,18 @@ def _per_view(fn: Any, views: torch.Tensor) -> torch.Tensor:
     if views.device.type != "cpu" or views.shape[0] == 1:
         return fn(views.flatten(0, 1))
     return torch.cat([fn(view) for view in views.unbind(0)])
+
+
+@torch.no_grad()
+def _output_dim(module: nn.Module, in_dim: int) -> int:
+    """Output size of ``module`` on ``[*, in_dim]`` inputs (one dummy row, in eval mode so that
+    a BatchNorm accepts it)."""
+    was_training = module.training
+    module.eval()
+    try:
+        return int(module(torch.zeros(1, in_dim)).shape[-1])
+    finally:
+        module.train(was_training)
 
 
 def _buffers_only(module: nn.Module) -> nn.Module:
@@ -188,8 +202,9 @@ class ReLICExtractor(BaseFeaturesExtractor):
     ``config.n_views`` augmentations of ``obs`` and attaches ``aux_weight * loss`` to the
     returned features so that the RL loss's ``backward()`` includes its gradient.
 
-    Subclass hooks: :meth:`build_encoder`, :meth:`build_critic`, :meth:`augment` and
-    :meth:`relic_loss`.
+    Subclass hooks: :meth:`build_encoder`, :meth:`build_critic`, :meth:`augment`,
+    :meth:`aux_loss` (the configured objective, :mod:`relic_rl.objectives`) and
+    :meth:`relic_loss` (the ReLIC objective's loss).
 
     Takes ``NatureCNN``'s keyword arguments with the same meaning, so that
     ``features_extractor_kwargs=dict(features_dim=256)`` sizes it as it sizes SB3's default.
@@ -257,6 +272,7 @@ class ReLICExtractor(BaseFeaturesExtractor):
         self.critic: nn.Module | None = None
         self.target_encoder: nn.Module | None = None
         self.target_critic: nn.Module | None = None
+        self.objective: AuxObjective | None = None
         if not config.active:
             return
         # An augmentation that is the identity on these frames makes every view the same image
@@ -268,6 +284,7 @@ class ReLICExtractor(BaseFeaturesExtractor):
         # DQN/SAC/TD3; PPO/A2C's orthogonal init re-draws every submodule, g included).
         with torch.random.fork_rng(devices=[]):
             self.critic = self.build_critic(features_dim)
+            self.objective = build_objective(config, _output_dim(self.critic, features_dim))
         self.target_encoder = _buffers_only(copy.deepcopy(self.encoder)).eval()
         if config.ema_critic:
             self.target_critic = _buffers_only(copy.deepcopy(self.critic)).eval()
@@ -313,8 +330,19 @@ class ReLICExtractor(BaseFeaturesExtractor):
             return augmented
         return torch.cat([obs.unsqueeze(0), augmented])
 
+    def aux_loss(self, online: torch.Tensor, target: torch.Tensor) -> AuxOutput:
+        """The configured objective on critic outputs ([V, N, D] each, ``target`` detached).
+
+        For ``objective="relic"`` the loss comes from :meth:`relic_loss`, so that overriding
+        that hook keeps working; override this one to replace any objective.
+        """
+        assert self.objective is not None
+        if isinstance(self.objective, ReLICObjective):
+            return ReLICObjective.summarize(self.relic_loss(online, target), online, target)
+        return self.objective(online, target)
+
     def relic_loss(self, online: torch.Tensor, target: torch.Tensor) -> ReLICLossOutput:
-        """The auxiliary objective on critic outputs ([V, N, D] each); override to change it.
+        """The ReLIC loss on critic outputs ([V, N, D] each); override to change it.
 
         ``accuracy`` may be a float or a 0-d tensor (the default keeps it on the device, so
         that no gradient step waits for the device; it is read when metrics are logged).
@@ -376,8 +404,8 @@ class ReLICExtractor(BaseFeaturesExtractor):
         with torch.no_grad(), self._target_autocast(views.device.type):
             target = _per_view(self._target_project, views).view(views.shape[0], batch, -1)
         target = target.to(online.dtype)  # float32 again after a bfloat16 target pass
-        out = self.relic_loss(online, target)
-        self._record(out, online.detach(), target)
+        out = self.aux_loss(online, target)
+        self._record(out)
         return _RideAlong.apply(features, self.config.aux_weight * out.loss)
 
     def _target_autocast(self, device_type: str) -> Any:
@@ -477,7 +505,7 @@ class ReLICExtractor(BaseFeaturesExtractor):
     def _reset_metrics(self) -> None:
         # Sums stay tensors on the device until pop_metrics reads them: adding a Python
         # float would synchronise with the device on every gradient step.
-        self._sums: dict[str, torch.Tensor | float] = dict.fromkeys(METRIC_NAMES, 0.0)
+        self._sums: dict[str, torch.Tensor | float] = {}
         self._count = 0
         self._skipped = 0
         self._ema_updates = 0
@@ -488,24 +516,8 @@ class ReLICExtractor(BaseFeaturesExtractor):
         self._dropped = 0
 
     @torch.no_grad()
-    def _record(self, out: ReLICLossOutput, online: torch.Tensor, target: torch.Tensor) -> None:
-        n_views = online.shape[0]
-        online_n = nn.functional.normalize(online, dim=-1)
-        target_n = nn.functional.normalize(target, dim=-1)
-        # [V, V, N, N] cosine similarities, restricted to pairs of distinct views.
-        cos = torch.einsum("lid,kjd->lkij", online_n, target_n)
-        distinct = ~torch.eye(n_views, dtype=torch.bool, device=cos.device)
-        cos = cos[distinct]
-        positives = torch.diagonal(cos, dim1=-2, dim2=-1)
-        negative_mean = (cos.sum() - positives.sum()) / (cos.numel() - positives.numel())
-        values = {
-            "loss": out.loss,
-            "contrastive": out.contrastive,
-            "invariance": out.invariance,
-            "accuracy": out.accuracy,
-            "positive_cosine": positives.mean(),
-            "negative_cosine": negative_mean,
-        }
+    def _record(self, out: AuxOutput) -> None:
+        values = {"loss": out.loss, **out.scalars}
         if self._pending is not None:
             self._dropped += 1  # computed, but no optimizer step applied it before this one
         self._pending = {k: v.detach() if isinstance(v, torch.Tensor) else v for k, v in values.items()}
@@ -515,7 +527,7 @@ class ReLICExtractor(BaseFeaturesExtractor):
         if self._pending is None:
             return
         for key, value in self._pending.items():
-            self._sums[key] = self._sums[key] + value
+            self._sums[key] = self._sums.get(key, 0.0) + value
         self._count += 1
         self._pending = None
 
@@ -533,13 +545,13 @@ class ReLICExtractor(BaseFeaturesExtractor):
     def pop_metrics(self) -> dict[str, float]:
         """Metrics averaged since the last call, then reset.
 
-        Keys: ``loss``, ``contrastive``, ``invariance``, ``accuracy``, ``positive_cosine``,
-        ``negative_cosine`` (averaged over the losses an optimizer step applied; absent when
-        none was), and always ``ema_distance``, ``aux_updates`` (losses that reached an
-        optimizer step holding the encoder), ``aux_dropped`` (losses computed but never
-        applied, e.g. after PPO's ``target_kl`` stop or in an actor-loss call of a critic's
-        extractor), ``skipped_small_batch`` and ``ema_updates`` (target updates since the
-        last call).
+        Keys: ``loss`` and the objective's scalars (for ReLIC ``contrastive``, ``invariance``,
+        ``accuracy``, ``positive_cosine``, ``negative_cosine``), averaged over the losses an
+        optimizer step applied (absent when none was), and always ``ema_distance``,
+        ``aux_updates`` (losses that reached an optimizer step holding the encoder),
+        ``aux_dropped`` (losses computed but never applied, e.g. after PPO's ``target_kl``
+        stop or in an actor-loss call of a critic's extractor), ``skipped_small_batch`` and
+        ``ema_updates`` (target updates since the last call).
         """
         if self._pending is not None:
             self._dropped += 1

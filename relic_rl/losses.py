@@ -222,3 +222,51 @@ class ReLICLoss(nn.Module):
             f"temperature={self.temperature}, kl_weight={self.kl_weight}, "
             f"normalize={self.normalize}, divergence={self.divergence!r}"
         )
+
+
+class CURLLossOutput(NamedTuple):
+    """Result of :func:`curl_loss`.
+
+    :param loss: InfoNCE over the batch, averaged over view pairs and rows (scalar tensor).
+    :param accuracy: fraction of rows whose highest logit is the positive (0-d tensor).
+    """
+
+    loss: torch.Tensor
+    accuracy: torch.Tensor
+
+
+def curl_loss(query: torch.Tensor, key: torch.Tensor, weight: torch.Tensor) -> CURLLossOutput:
+    """CURL's contrastive loss (Laskin et al., 2020) over ``V >= 2`` views of ``N`` observations.
+
+    For every ordered pair of distinct views ``(l, k)`` the logits are the bilinear products
+    ``s[i, j] = query[l, i]^T W key[k, j]`` and the loss is the cross-entropy of ``i`` among
+    the ``N`` keys, ``-log softmax_j(s[i, j])[i]``.
+
+    :param query: [V, N, D] online critic outputs (with gradient).
+    :param key: [V, N, D] target critic outputs (pass them detached: CURL's keys come from
+        the EMA encoder without gradient).
+    :param weight: [D, D] the learned bilinear matrix W.
+    :raises ValueError: on malformed shapes.
+    """
+    if query.dim() != 3 or query.shape != key.shape:
+        raise ValueError(
+            f"curl_loss: `query` and `key` must both be [V, N, D], got {tuple(query.shape)} and "
+            f"{tuple(key.shape)}."
+        )
+    n_views, n_rows, dim = query.shape
+    if n_views < 2 or n_rows < 2:
+        raise ValueError(f"curl_loss: need V >= 2 views and N >= 2 samples, got V={n_views}, N={n_rows}.")
+    if weight.shape != (dim, dim):
+        raise ValueError(f"curl_loss: `weight` must be [{dim}, {dim}], got {tuple(weight.shape)}.")
+    pairs = [(a, b) for a in range(n_views) for b in range(n_views) if a != b]
+    l_idx = torch.tensor([a for a, _ in pairs], device=query.device)
+    k_idx = torch.tensor([b for _, b in pairs], device=query.device)
+    # [P, N, D] @ [D, D] @ [P, D, N] -> [P, N, N]
+    logits = torch.bmm(query[l_idx] @ weight, key[k_idx].transpose(1, 2))
+    # CURL subtracts each row's maximum before the softmax; log_softmax is already shift-stable.
+    log_p = torch.log_softmax(logits, dim=-1)
+    loss = -torch.diagonal(log_p, dim1=-2, dim2=-1).mean()
+    with torch.no_grad():
+        hits = logits.argmax(dim=-1) == torch.arange(n_rows, device=logits.device)
+        accuracy = hits.sum() / hits.numel()
+    return CURLLossOutput(loss=loss, accuracy=accuracy)

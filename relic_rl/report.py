@@ -72,7 +72,7 @@ EXPECTED_LAYOUT = (
 )
 
 FloatArray = NDArray[np.float64]
-ComparisonKind = Literal["kl", "baseline"]
+ComparisonKind = Literal["kl", "baseline", "curl"]
 
 
 class ReportError(ValueError):
@@ -158,15 +158,19 @@ class Variant:
     runs: tuple[RunRecord, ...]
 
     @property
+    def aux(self) -> str:
+        """The auxiliary loss: ``"relic"`` (also when not recorded), ``"curl"`` or ``"none"``."""
+        return str(self.params.get(AUX_KEY, "relic")).lower()
+
+    @property
     def is_baseline(self) -> bool:
         """True for the no-auxiliary-loss baseline."""
-        aux = self.params.get(AUX_KEY)
-        return aux is not None and str(aux).lower() != "relic"
+        return self.aux == "none"
 
     @property
     def kl_weight(self) -> float | None:
-        """The KL weight as a float, ``None`` for the baseline or when it is not a parameter."""
-        return None if self.is_baseline else _as_float(self.params.get(KL_KEY))
+        """The KL weight as a float, ``None`` without ReLIC or when it is not a parameter."""
+        return _as_float(self.params.get(KL_KEY)) if self.aux == "relic" else None
 
     @property
     def final_scores(self) -> FloatArray:
@@ -207,7 +211,7 @@ class Ablation:
         return any(r.randomized is not None for r in self.runs)
 
     def variants(self) -> list[Variant]:
-        """Group the runs by variant: grid order first, the baseline last."""
+        """Group the runs by variant: ReLIC in grid order, then CURL, the baseline last."""
         groups: dict[tuple[str, str], list[RunRecord]] = {}
         for run in self.runs:
             groups.setdefault((run.variant, _params_key(run.params)), []).append(run)
@@ -221,12 +225,13 @@ class Ablation:
             variants.append(Variant(label, params, tuple(sorted(runs, key=lambda r: r.seed))))
         return sorted(variants, key=self._order)
 
-    def _order(self, variant: Variant) -> tuple[bool, tuple[int, ...], str]:
+    def _order(self, variant: Variant) -> tuple[int, tuple[int, ...], str]:
         positions = []
         for key, values in self.grid.items():
             value = variant.params.get(key)
             positions.append(values.index(value) if value in values else len(values))
-        return variant.is_baseline, tuple(positions), variant.label
+        rank = {"relic": 0, "curl": 1, "none": 2}.get(variant.aux, 1)
+        return rank, tuple(positions), variant.label
 
 
 # --------------------------------------------------------------------------------------------
@@ -468,7 +473,8 @@ class VariantSummary:
 class Comparison:
     """``treatment`` against ``control`` on final scores.
 
-    :param kind: ``"kl"`` (KL on vs the same variant with ``kl_weight = 0``) or ``"baseline"``.
+    :param kind: ``"kl"`` (KL on vs the same variant with ``kl_weight = 0``), ``"baseline"``
+        (a variant vs the no-aux baseline) or ``"curl"`` (a ReLIC variant vs CURL).
     :param treatment: label of the variant being evaluated.
     :param control: label of the reference variant.
     :param mean_difference: mean final score of treatment minus control, with its bootstrap CI.
@@ -548,11 +554,14 @@ def _without(params: Mapping[str, Any], *keys: str) -> dict[str, Any]:
 def _pairings(
     variants: Sequence[Variant],
 ) -> tuple[list[tuple[ComparisonKind, Variant, Variant]], list[str]]:
-    """Which variant is compared with which: KL on vs off, then every variant vs the baseline."""
+    """Which variant is compared with which: KL on vs off, every variant vs the baseline, then
+    every ReLIC variant vs CURL."""
     pairs: list[tuple[ComparisonKind, Variant, Variant]] = []
     notes: list[str] = []
-    relic = [v for v in variants if not v.is_baseline]
+    relic = [v for v in variants if v.aux == "relic"]
+    with_aux = [v for v in variants if not v.is_baseline]
     baselines = [v for v in variants if v.is_baseline]
+    curls = [v for v in variants if v.aux == "curl"]
     for on in relic:
         if on.kl_weight is None or on.kl_weight <= 0:
             continue
@@ -561,20 +570,25 @@ def _pairings(
         if not offs:
             notes.append(f"`{on.label}` has no `{KL_KEY} = 0` counterpart with otherwise identical params.")
         pairs.extend(("kl", on, off) for off in offs)
-    for variant in relic:
-        # Match the baseline on the parameters both share (other than aux/kl_weight); a single
-        # baseline is used for every variant, since e.g. the temperature does not affect it.
-        matching = [
-            b
-            for b in baselines
-            if all(
-                b.params[k] == variant.params[k]
-                for k in (set(b.params) & set(variant.params)) - {AUX_KEY, KL_KEY}
-            )
-        ]
-        if not matching and len(baselines) == 1:
-            matching = baselines
-        pairs.extend(("baseline", variant, b) for b in matching)
+    groups: tuple[tuple[ComparisonKind, list[Variant], list[Variant]], ...] = (
+        ("baseline", with_aux, baselines),
+        ("curl", relic, curls),
+    )
+    for kind, treatments, controls in groups:
+        for variant in treatments:
+            # Match the control on the parameters both share (other than aux/kl_weight); a single
+            # control is used for every variant, since e.g. the temperature does not affect it.
+            matching = [
+                c
+                for c in controls
+                if all(
+                    c.params[k] == variant.params[k]
+                    for k in (set(c.params) & set(variant.params)) - {AUX_KEY, KL_KEY}
+                )
+            ]
+            if not matching and len(controls) == 1:
+                matching = controls
+            pairs.extend((kind, variant, c) for c in matching)
     return pairs, notes
 
 
@@ -750,23 +764,25 @@ def render_summary(
         ]
     lines += [f"- {n}" for n in notes]
 
-    base = [c for c in comparisons if c.kind == "baseline"]
-    if base:
-        lines += [
-            "",
-            "## Against the no-aux baseline",
-            "",
-            f"| Variant | Baseline | Mean final variant - baseline [{pct} CI] "
-            f"| P(variant > baseline) [{pct} CI] |",
-            "|---|---|---|---|",
-        ]
-        lines += [
-            f"| {_md(c.treatment)} | {_md(c.control)} | {_fmt_comparison(c.mean_difference, c)} "
-            f"| {_fmt_comparison(c.probability_of_improvement, c)} |"
-            for c in base
-        ]
-    elif ablation.baseline:
-        lines += ["", "The no-aux baseline was planned but has no usable runs."]
+    for kind, title, control in (("baseline", "the no-aux baseline", "Baseline"), ("curl", "CURL", "CURL")):
+        rows = [c for c in comparisons if c.kind == kind]
+        if rows:
+            name = control.lower()
+            lines += [
+                "",
+                f"## Against {title}",
+                "",
+                f"| Variant | {control} | Mean final variant - {name} [{pct} CI] "
+                f"| P(variant > {name}) [{pct} CI] |",
+                "|---|---|---|---|",
+            ]
+            lines += [
+                f"| {_md(c.treatment)} | {_md(c.control)} | {_fmt_comparison(c.mean_difference, c)} "
+                f"| {_fmt_comparison(c.probability_of_improvement, c)} |"
+                for c in rows
+            ]
+        elif kind == "baseline" and ablation.baseline:
+            lines += ["", "The no-aux baseline was planned but has no usable runs."]
 
     problems = [f"Skipped `{s.name}`: {s.reason}." for s in ablation.skipped] + list(ablation.warnings)
     if problems:

@@ -37,6 +37,7 @@ import yaml
 
 from relic_rl.agent_config import AgentConfig, as_bool, as_int, as_mapping, parse_agent_config
 from relic_rl.algorithms import ALGORITHMS
+from relic_rl.config import ReLICConfig
 from relic_rl.environments import EnvPreset
 from relic_rl.environments.factory import VEC_ENV_KINDS
 from relic_rl.presets import PresetError, dataclass_from_dict
@@ -66,7 +67,15 @@ STARTUP_FILES = frozenset({CONFIG_FILE, COMMAND_FILE, STATUS_FILE, LOCK_FILE})
 
 RunState = Literal["running", "finished", "failed", "interrupted"]
 RUN_STATES: tuple[str, ...] = ("running", "finished", "failed", "interrupted")
-AUX_CHOICES: tuple[str, ...] = ("relic", "none")
+#: ``--aux`` values: an auxiliary objective (``relic.objective``) or ``none`` (``relic.enabled: false``).
+AUX_CHOICES: tuple[str, ...] = ("relic", "none", "curl")
+
+
+def aux_name(relic: ReLICConfig) -> str:
+    """The ``--aux`` value of a ReLIC config: its objective when enabled, else ``"none"``."""
+    return relic.objective if relic.enabled else "none"
+
+
 DEVICE_CHOICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 
 
@@ -209,10 +218,11 @@ class RunConfig:
             raise UsageError(f"device must be one of {', '.join(DEVICE_CHOICES)}, got {self.device!r}.")
         if self.agent.algo != self.algo:
             raise UsageError(f"The agent config is for {self.agent.algo}, not {self.algo}.")
-        if self.aux != ("relic" if self.agent.relic.enabled else "none"):
+        if self.aux != aux_name(self.agent.relic):
             raise UsageError(
                 f"aux={self.aux!r} contradicts agent.relic.enabled={self.agent.relic.enabled} "
-                "(--aux none is relic.enabled: false)."
+                f"(objective {self.agent.relic.objective!r}); --aux none is relic.enabled: false, "
+                "--aux relic / curl is relic.enabled: true with that relic.objective."
             )
 
     @property

@@ -93,6 +93,7 @@ from relic_rl.runs import (
     RunStatus,
     UsageError,
     append_command,
+    aux_name,
     create_run_dir,
     dump_yaml,
     latest_checkpoint,
@@ -165,8 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument(
         "--aux",
         choices=list(AUX_CHOICES),
-        help="relic: train with the ReLIC auxiliary loss; none: the identical pipeline without it, the "
-        "baseline (default: relic, i.e. the preset's relic.enabled).",
+        help="relic: train with the ReLIC auxiliary loss; curl: with CURL's (bilinear InfoNCE, same "
+        "views, critic and EMA target); none: the identical pipeline without an auxiliary loss, the "
+        "baseline (default: the preset's relic block, i.e. relic).",
     )
     what.add_argument(
         "--extractor",
@@ -411,7 +413,9 @@ def _flag_overrides(args: argparse.Namespace) -> list[tuple[tuple[str, ...], Any
         if value is not None:
             overrides.append((path, value))
     if args.aux is not None:
-        overrides.append((("relic", "enabled"), args.aux == "relic"))
+        overrides.append((("relic", "enabled"), args.aux != "none"))
+        if args.aux != "none":
+            overrides.append((("relic", "objective"), args.aux))
     for path, value in parse_assignments(args.env_kwargs or [], "--env-kwargs"):
         # Env keyword names are flat: a dot is part of the name, not nesting.
         overrides.append((("env_kwargs", ".".join(path)), value))
@@ -437,6 +441,15 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     except PresetError as e:
         # The preset alone parsed, so the value came from the command line.
         raise PresetError(f"{e} (set by --hyperparams or a flag, over {where})") from None
+    if agent.relic.enabled and agent.relic.objective == "curl":
+        flags = ("kl_weight", "temperature")
+        unused = [f"--{f.replace('_', '-')}" for f in flags if getattr(args, f) is not None]
+        if unused:
+            verb = "do" if len(unused) > 1 else "does"
+            raise UsageError(
+                f"{' and '.join(unused)} {verb} not apply to --aux curl: CURL's bilinear InfoNCE has no "
+                "temperature and no KL penalty. Drop the flag, or use --aux relic."
+            )
     if args.extractor is not None:
         import_extractor(args.extractor)
     if agent.frame_stack is not None:
@@ -447,7 +460,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     return RunConfig(
         env_id=env_id,
         algo=algo,
-        aux="relic" if agent.relic.enabled else "none",
+        aux=aux_name(agent.relic),
         seed=args.seed if args.seed is not None else 0,
         vec_env=args.vec_env or "dummy",
         device=args.device or "auto",
@@ -749,6 +762,8 @@ def format_summary(
             f"relic (aux_weight={relic.aux_weight:g}, kl_weight={relic.kl_weight:g}, "
             f"temperature={relic.temperature:g}, augmentation={relic.augmentation})"
         )
+    elif config.aux == "curl":
+        aux = f"curl (aux_weight={relic.aux_weight:g}, augmentation={relic.augmentation})"
     else:
         aux = "none (baseline: same pipeline, no auxiliary loss)"
     lines = [

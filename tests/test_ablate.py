@@ -7,6 +7,7 @@ the local backend runs them as real ``relic_rl.train`` subprocesses.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import os
 import signal
@@ -34,7 +35,7 @@ from relic_rl.ablation.grid import (
     parse_grid_specs,
     split_values,
 )
-from relic_rl.ablation.plan import make_plan, write_ablation_files
+from relic_rl.ablation.plan import AblationSpec, make_plan, write_ablation_files
 from relic_rl.ablation.progress import Progress
 from relic_rl.ablation.train_args import AblateError, check_train_args, split_hyperparams
 from relic_rl.extractor import ReLICExtractor
@@ -727,3 +728,54 @@ def test_aux_none_rejects_relic_axes(
 def test_expand_cells_without_relic_or_baseline_has_no_variants() -> None:
     with pytest.raises(GridError, match="neither ReLIC variants nor the baseline"):
         expand_cells({"gamma": [0.9]}, [0], baseline=False, relic=False)
+
+
+def test_aux_curl_adds_curl_cells_over_the_axes_curl_reads(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "abl"
+    argv = args_for(out, "--aux", "relic", "curl", "--grid", "temperature=0.1,0.5", "--dry-run", seeds=("0",))
+    code, stdout, err = run_main(argv, capsys)
+    assert code == 0, stdout + err
+    # CURL reads neither the KL weight nor the temperature: one CURL cell per seed.
+    assert "curl__seed=0" in stdout and "variants (5):" in stdout
+    assert "curl: yes" in stdout
+
+
+def test_curl_cells_train_with_the_curl_objective(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "abl"
+    code, stdout, err = run_main(args_for(out, "--aux", "curl", "none", seeds=("0",)), capsys)
+    assert code == 0, stdout + err
+    names = sorted(p.name for p in (out / "runs").iterdir())
+    assert names == ["baseline__seed=0", "curl__seed=0"]
+    config = yaml.safe_load((out / "runs" / "curl__seed=0" / "config.yaml").read_text())
+    assert config["aux"] == "curl" and config["agent"]["relic"]["objective"] == "curl"
+    stored = yaml.safe_load((out / "ablation.yaml").read_text())
+    assert stored["curl"] is True and stored["grid"] == {}
+    summary = (out / "summary.md").read_text()
+    assert "| curl | 1 |" in summary and "## Against the no-aux baseline" in summary
+
+
+def test_curl_without_relic_rejects_axes_curl_does_not_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = [*args_for(tmp_path / "abl", "--aux", "curl", "--grid", "temperature=0.1,0.5"), "--dry-run"]
+    code, _, err = run_main(argv, capsys)
+    assert code == 2 and "temperature cannot be axes" in err and "CURL" in err
+
+
+def test_an_ablation_without_curl_keeps_its_identity() -> None:
+    # Folders written before CURL existed have no `curl` key: the same command must match them.
+    cells = expand_cells({"kl_weight": [1.0, 0.0]}, [0], baseline=True)
+    assert [c.aux for c in cells] == ["relic", "relic", "none"]
+    with_curl = expand_cells({"kl_weight": [1.0, 0.0]}, [0], baseline=True, curl=True)
+    assert [c.name for c in with_curl] == [
+        "kl_weight=1.0__seed=0",
+        "kl_weight=0.0__seed=0",
+        "curl__seed=0",
+        "baseline__seed=0",
+    ]
+    assert with_curl[2].params == {"aux": "curl"} and with_curl[2].variant == "curl"
+    spec = AblationSpec("Env-v0", 100, (0,), {"kl_weight": [1.0, 0.0]}, True, ())
+    assert "curl" not in spec.identity()
+    assert dataclasses.replace(spec, curl=True).identity()["curl"] is True

@@ -471,3 +471,20 @@ def test_figure_with_enough_seeds_draws_hatched_distinct_bands(tmp_path: Path) -
     hatches = [c.get_hatch() for c in ax.collections]
     assert len(hatches) == 3 and len(set(hatches)) == 3 and all(hatches)
     assert "95% bootstrap CI" in fig.get_suptitle()
+
+
+def test_curl_is_compared_with_the_baseline_and_relic_with_curl(tmp_path: Path) -> None:
+    root = make_ablation(tmp_path, extra={"curl": True})
+    for seed, final in enumerate([50.0, 60.0, 70.0, 80.0]):
+        add_run(root, f"curl_seed{seed}", "curl", {"aux": "curl"}, seed, curve(final))
+    paths = write_report(root, reps=REPS)
+    assert [s.label for s in paths.variants] == [ON, OFF, "curl", BASE]  # ReLIC, CURL, baseline
+    assert not paths.variant("curl").is_baseline
+    kinds = {(c.kind, c.treatment, c.control) for c in paths.comparisons}
+    assert ("baseline", "curl", BASE) in kinds
+    assert {(t, c) for k, t, c in kinds if k == "curl"} == {(ON, "curl"), (OFF, "curl")}
+    assert not any(k == "kl" and "curl" in (t, c) for k, t, c in kinds)  # CURL has no KL pair
+    vs_curl = next(c for c in paths.comparisons if c.kind == "curl" and c.treatment == OFF)
+    assert vs_curl.mean_difference.point == pytest.approx(65.0 - 65.0)
+    text = paths.summary_md.read_text()
+    assert "## Against CURL" in text and "| Variant | CURL | Mean final variant - curl" in text

@@ -176,3 +176,11 @@ def test_aux_must_agree_with_relic_enabled(config: RunConfig) -> None:
     data = config.to_dict()
     with pytest.raises(PresetError, match=r"aux='none' contradicts agent.relic.enabled=True"):
         RunConfig.from_dict({**data, "aux": "none"})
+
+
+def test_aux_must_agree_with_the_relic_objective(config: RunConfig) -> None:
+    data = config.to_dict()
+    with pytest.raises(PresetError, match=r"aux='curl' contradicts .*objective 'relic'"):
+        RunConfig.from_dict({**data, "aux": "curl"})
+    data["agent"]["relic"]["objective"] = "curl"
+    assert RunConfig.from_dict({**data, "aux": "curl"}).agent.relic.objective == "curl"

@@ -23,6 +23,7 @@ from stable_baselines3 import PPO
 from relic_rl.callbacks import StopAfterSteps
 from relic_rl.evaluate import evaluate_run
 from relic_rl.extractor import ReLICExtractor
+from relic_rl.objectives import CURLObjective
 from relic_rl.runs import (
     RunStatus,
     latest_checkpoint,
@@ -702,3 +703,28 @@ def test_resolve_run_config_defaults_and_overrides() -> None:
     assert baseline.aux == "none" and baseline.agent.relic.enabled is False
     # Everything but relic.enabled is identical, so the baseline differs from ReLIC in the loss only.
     assert baseline.agent.relic.replace(enabled=True) == config.agent.relic
+
+
+def test_aux_curl_trains_the_curl_objective(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_main(["--env", FAKE, *TINY, "--aux", "curl", "--log-dir", str(tmp_path)], capsys)
+    assert code == 0, err
+    assert "aux         curl (aux_weight=0.1" in out
+    (run_dir,) = tmp_path.iterdir()
+    assert run_dir.name.startswith("FakePixel-v0__ppo-curl__seed0__")
+    config = saved_config(run_dir)
+    assert config["aux"] == "curl"
+    assert config["agent"]["relic"]["enabled"] is True and config["agent"]["relic"]["objective"] == "curl"
+    model = PPO.load(run_dir / "final_model.zip")
+    assert isinstance(model.policy.features_extractor.objective, CURLObjective)
+    header = (run_dir / "tb" / "progress.csv").read_text().splitlines()[0].split(",")
+    assert "relic/contrastive" in header and "relic/invariance" not in header
+    # evaluate rebuilds the model, CURL's W included, from the run folder.
+    assert len(evaluate_run(run_dir, episodes=1).returns) == 1
+
+
+@pytest.mark.parametrize("flag", [["--temperature", "0.5"], ["--kl-weight", "0"]])
+def test_aux_curl_refuses_relic_only_flags(flag: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_main(["--env", FAKE, *TINY, "--aux", "curl", *flag], capsys)
+    assert code == 2
+    assert f"{flag[0]} does not apply to --aux curl" in err and "use --aux relic" in err
+    assert "Traceback" not in err

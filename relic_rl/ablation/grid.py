@@ -31,6 +31,8 @@ from relic_rl.config import ReLICConfig
 __all__ = [
     "AUX_KEY",
     "BASELINE_VARIANT",
+    "CURL_UNUSED",
+    "CURL_VARIANT",
     "KL_KEY",
     "RELIC_FIELDS",
     "RESERVED_KEYS",
@@ -48,14 +50,20 @@ __all__ = [
 KL_KEY = "kl_weight"
 AUX_KEY = "aux"
 BASELINE_VARIANT = "baseline (no aux)"
-#: ReLIC config fields that can be swept (``enabled`` is the baseline's job: ``--baseline``).
-RELIC_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(ReLICConfig) if f.name != "enabled")
+CURL_VARIANT = "curl"
+#: ReLIC config fields that can be swept (``enabled`` and ``objective`` are ``--aux``'s job).
+RELIC_FIELDS: tuple[str, ...] = tuple(
+    f.name for f in dataclasses.fields(ReLICConfig) if f.name not in ("enabled", "objective")
+)
+#: ReLIC fields that CURL does not read: CURL cells carry only the other axes.
+CURL_UNUSED: frozenset[str] = frozenset({"kl_weight", "temperature", "divergence", "normalize"})
 _RELIC_TYPES = typing.get_type_hints(ReLICConfig)
 #: Keys that are not grid axes, and what to use instead.
 RESERVED_KEYS: dict[str, str] = {
     "seed": "use --seeds",
-    "aux": "use --baseline for the no-aux variant",
+    "aux": "use --baseline for the no-aux variant, or --aux relic curl none",
     "enabled": "use --baseline for the no-aux variant",
+    "objective": "use --aux relic curl none",
     "env": "use --env (one env per ablation)",
     "env_id": "use --env (one env per ablation)",
     "total_timesteps": "use --total-timesteps (one budget per ablation)",
@@ -248,7 +256,7 @@ class Cell:
 
     :param name: folder name under ``OUT/runs/`` (file-system safe, unique).
     :param variant: display name, e.g. ``"kl_weight=1.0, temperature=0.5"`` or ``"baseline (no aux)"``.
-    :param params: the grid values of this cell plus ``aux`` (``"relic"`` or ``"none"``).
+    :param params: the grid values of this cell plus ``aux`` (``"relic"``, ``"curl"`` or ``"none"``).
     :param seed: training seed.
     """
 
@@ -261,6 +269,11 @@ class Cell:
     def is_baseline(self) -> bool:
         """Whether this is the no-aux baseline."""
         return self.params.get(AUX_KEY) == "none"
+
+    @property
+    def aux(self) -> str:
+        """``"relic"``, ``"curl"`` or ``"none"`` (the ``--aux`` of its run)."""
+        return str(self.params.get(AUX_KEY, "relic"))
 
     @property
     def grid_params(self) -> dict[str, Any]:
@@ -280,60 +293,76 @@ def _name_part(key: str, value: Any) -> str:
     return safe
 
 
-def _variant_name(params: Mapping[str, Any], baseline: bool) -> str:
+def _variant_name(params: Mapping[str, Any], aux: str) -> str:
     text = ", ".join(f"{k}={format_value(v)}" for k, v in params.items())
-    if baseline:
-        return f"{BASELINE_VARIANT}, {text}" if text else BASELINE_VARIANT
+    prefix = {"none": BASELINE_VARIANT, "curl": CURL_VARIANT}.get(aux)
+    if prefix is not None:
+        return f"{prefix}, {text}" if text else prefix
     return text
 
 
 def expand_cells(
-    grid: Mapping[str, list[Any]], seeds: Sequence[int], baseline: bool, relic: bool = True
+    grid: Mapping[str, list[Any]],
+    seeds: Sequence[int],
+    baseline: bool,
+    relic: bool = True,
+    curl: bool = False,
 ) -> list[Cell]:
     """All cells of the ablation, seed-major (every variant of the first seed, then the next seed).
 
     Seed-major order means that an ablation stopped early still has complete comparisons for
     its first seeds. The baseline (``aux = none``) has one variant per combination of the
-    non-ReLIC axes (e.g. ``n_steps``): the ReLIC fields do not affect it.
+    non-ReLIC axes (e.g. ``n_steps``): the ReLIC fields do not affect it. CURL (``aux = curl``)
+    has one per combination of the axes it reads (not ``kl_weight``, ``temperature``,
+    ``divergence``, ``normalize``).
 
     :param grid: ``{key: [values]}``, the KL axis included.
     :param seeds: distinct seeds.
     :param baseline: add the no-aux baseline.
-    :param relic: add the ReLIC variants (False for a baseline-only grid, e.g. a hyperparameter
+    :param relic: add the ReLIC variants (False for a grid without them, e.g. a hyperparameter
         search with the auxiliary loss off; ``grid`` may then be empty: one variant).
+    :param curl: add the CURL variants.
     :raises GridError: on an empty grid or repeated seeds.
     """
     if (relic and not grid) or any(not values for values in grid.values()):
         raise GridError("the grid is empty: every axis needs at least one value.")
-    if not relic and not baseline:
-        raise GridError("no variants: the grid has neither ReLIC variants nor the baseline.")
-    relic_axes = [k for k in grid if k in RELIC_FIELDS]
-    if not relic and relic_axes:
-        raise GridError(
-            f"the ReLIC field(s) {', '.join(relic_axes)} cannot be axes of a grid without ReLIC "
-            "variants (they do not affect the no-aux baseline); remove them or add the ReLIC variants."
-        )
+    if not (relic or baseline or curl):
+        raise GridError("no variants: the grid has neither ReLIC variants nor the baseline nor CURL.")
+    if not relic:
+        read = set(RELIC_FIELDS) - CURL_UNUSED if curl else set()
+        unread = [k for k in grid if k in RELIC_FIELDS and k not in read]
+        if unread:
+            raise GridError(
+                f"the ReLIC field(s) {', '.join(unread)} cannot be axes of a grid without ReLIC "
+                "variants (they do not affect "
+                + ("CURL or " if curl else "")
+                + "the no-aux baseline); remove them or add the ReLIC variants."
+            )
     if not seeds:
         raise GridError("no seeds: pass --seeds, e.g. --seeds 0 1 2.")
     _check_distinct("--seeds", list(seeds))
     keys = list(grid)
-    variants: list[tuple[dict[str, Any], bool]] = []
-    if relic:
-        for combo in itertools.product(*(grid[k] for k in keys)):
-            variants.append((dict(zip(keys, combo, strict=True)), False))
-    if baseline:
-        other = [k for k in keys if k not in RELIC_FIELDS]
-        for combo in itertools.product(*(grid[k] for k in other)):
-            variants.append((dict(zip(other, combo, strict=True)), True))
+    variants: list[tuple[dict[str, Any], str]] = []
+    axes_of = {
+        "relic": keys,
+        "curl": [k for k in keys if k not in CURL_UNUSED],
+        "none": [k for k in keys if k not in RELIC_FIELDS],
+    }
+    for aux, wanted in (("relic", relic), ("curl", curl), ("none", baseline)):
+        if not wanted:
+            continue
+        axes = axes_of[aux]
+        for combo in itertools.product(*(grid[k] for k in axes)):
+            variants.append((dict(zip(axes, combo, strict=True)), aux))
     cells: list[Cell] = []
+    prefixes = {"none": "baseline", "curl": "curl"}
     for seed in seeds:
-        for params, is_baseline in variants:
+        for params, aux in variants:
             parts = [_name_part(k, v) for k, v in params.items()]
-            if is_baseline:
-                parts.insert(0, "baseline")
+            if aux in prefixes:
+                parts.insert(0, prefixes[aux])
             name = "__".join([*parts, f"seed={seed}"])
-            aux = "none" if is_baseline else "relic"
-            cells.append(Cell(name, _variant_name(params, is_baseline), {**params, AUX_KEY: aux}, seed))
+            cells.append(Cell(name, _variant_name(params, aux), {**params, AUX_KEY: aux}, seed))
     names = [c.name for c in cells]
     if len(set(names)) != len(names):  # only a digest collision could get here
         raise GridError(

@@ -59,6 +59,7 @@ class AblationSpec:
     :param grid: ``{key: [values]}``, the KL axis first.
     :param baseline: whether the no-aux baseline is included.
     :param train_args: the other train flags, as given.
+    :param curl: whether the CURL variants are included.
     """
 
     env_id: str
@@ -67,10 +68,11 @@ class AblationSpec:
     grid: dict[str, list[Any]]
     baseline: bool
     train_args: tuple[str, ...]
+    curl: bool = False
 
     def identity(self) -> dict[str, Any]:
         """The keys compared with an existing ``ablation.yaml``."""
-        return {
+        identity = {
             "env_id": self.env_id,
             "total_timesteps": self.total_timesteps,
             "seeds": list(self.seeds),
@@ -78,6 +80,9 @@ class AblationSpec:
             "baseline": self.baseline,
             "train_args": list(self.train_args),
         }
+        if self.curl:  # only then, so that ablation folders written before CURL still match
+            identity["curl"] = True
+        return identity
 
 
 @dataclass(frozen=True)
@@ -139,6 +144,8 @@ class Plan:
         lines = [f"Ablation of {spec.env_id} in {self.out}", "grid:"]
         lines += [f"  {k}: {', '.join(format_value(v) for v in vs)}" for k, vs in spec.grid.items()]
         lines.append(f"baseline (no aux): {'yes' if spec.baseline else 'no'}")
+        if spec.curl:
+            lines.append("curl: yes")
         lines.append(f"seeds: {', '.join(str(s) for s in spec.seeds)}")
         lines.append(f"variants ({len(variants)}):")
         lines += [f"  {v}" for v in variants]
@@ -191,6 +198,7 @@ def make_plan(
     command: str,
     check_models: bool = True,
     relic: bool = True,
+    curl: bool = False,
 ) -> Plan:
     """Validate everything and build the plan; nothing is written.
 
@@ -207,6 +215,7 @@ def make_plan(
         that an unknown env or a value SB3 rejects fails before anything runs.
     :param relic: include the ReLIC variants; False with ``baseline`` gives a grid of no-aux runs
         only (``ablate --aux none``), without the KL axis.
+    :param curl: include the CURL variants (``ablate --aux curl``).
     :raises AblateError: on any user error (grid, flags, folder, changed configs).
     """
     try:
@@ -250,7 +259,7 @@ def make_plan(
         grid = (
             assemble_grid(kl_weights, extra_grid, config_value(probe, KL_KEY)) if relic else dict(extra_grid)
         )
-        cells = expand_cells(grid, seeds, baseline, relic=relic)
+        cells = expand_cells(grid, seeds, baseline, relic=relic, curl=curl)
     except GridError as err:
         raise AblateError(str(err)) from None
 
@@ -263,7 +272,7 @@ def make_plan(
         planned.append((cell, args, data))
     _check_axes_take_effect(planned)
 
-    spec = AblationSpec(env_id, budget, tuple(seeds), grid, baseline, tuple(train_args))
+    spec = AblationSpec(env_id, budget, tuple(seeds), grid, baseline, tuple(train_args), curl)
     check_out_dir(out, spec.identity())
     result = [PlannedCell(cell, tuple(args), data, "new") for cell, args, data in planned]
     plan = refresh_states(Plan(out, spec, result, command))

@@ -138,7 +138,7 @@ def valid_grid_keys(algo: str) -> list[str]:
 
 def cell_flags(cell: Cell) -> tuple[list[str], list[str]]:
     """``(flags, hyperparams items)`` that set the cell's parameters in ``relic_rl.train``."""
-    flags = ["--aux", "none" if cell.is_baseline else "relic"]
+    flags = ["--aux", cell.aux]
     items: list[str] = []
     for key, value in cell.grid_params.items():
         if key in RELIC_FLAGS:
