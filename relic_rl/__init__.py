@@ -4,12 +4,12 @@ from typing import TYPE_CHECKING, Any
 
 from relic_rl.algorithms import (
     ReLICA2C,
-    ReLICCallback,
     ReLICDQN,
     ReLICPPO,
     ReLICSAC,
     ReLICTD3,
 )
+from relic_rl.callbacks import ReLICCallback
 from relic_rl.config import ReLICConfig
 from relic_rl.extractor import ReLICExtractor
 from relic_rl.losses import ReLICLoss, ReLICLossOutput, relic_loss

@@ -42,6 +42,7 @@ from relic_rl.ablation.runner import (
 )
 from relic_rl.ablation.train_args import AblateError
 from relic_rl.cli_types import float_at_least, int_at_least
+from relic_rl.errors import EXIT_USAGE
 
 __all__ = [
     "AblationResult",
@@ -53,8 +54,6 @@ __all__ = [
     "observed_timesteps",
     "run_ablation",
 ]
-
-EXIT_USAGE = 2
 
 
 # --------------------------------------------------------------------------------------------

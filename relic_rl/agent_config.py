@@ -24,6 +24,7 @@ keys, listing the valid ones.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import inspect
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -713,16 +714,25 @@ def select_preset_key(presets: Mapping[str, Any], env_id: str, family: str) -> s
 
 
 def select_preset(
-    algo: str, env_id: str, family: str, directory: str | Path | None = None
+    algo: str, env_id: str, family: str, directory: str | Path | None = None, name: str | None = None
 ) -> tuple[str, dict[str, Any], str]:
-    """Find the preset block of ``algo`` for ``env_id``.
+    """Find the preset block of ``algo`` for ``env_id``, or the block called ``name``.
 
+    :param name: a block key of ``agents/<algo>.yaml`` (``--preset``), e.g. ``CarRacing-v2-rl-zoo3``;
+        ``None`` looks the block up by env id.
     :return: ``(key, block, where)``: the block's key, a copy of it, and ``"agents/ppo.yaml [key]"``.
-    :raises PresetError: if the file is missing or malformed, or it has no matching block.
+    :raises PresetError: if the file is missing or malformed, it has no matching block, or no
+        block called ``name``.
     """
     presets = load_agent_presets(algo, directory)
     path = agent_preset_path(algo, directory)
-    key = select_preset_key(presets, env_id, family)
+    if name is not None and name not in presets:
+        close = difflib.get_close_matches(name, list(presets), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise PresetError(
+            f"{path.parent.name}/{path.name} has no preset {name!r}.{hint} Its presets: {', '.join(presets)}."
+        )
+    key = name if name is not None else select_preset_key(presets, env_id, family)
     if key is None:
         raise PresetError(
             f"{path}: no block for {env_id!r} and no `{DEFAULT_KEY}` block to fall back to; add one."

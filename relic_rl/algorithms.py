@@ -14,7 +14,6 @@ from typing import Any
 
 import torch
 from stable_baselines3 import A2C, DQN, PPO, SAC, TD3
-from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import Logger
 from torch import nn
 
@@ -128,20 +127,6 @@ def record_relic_metrics(policy: nn.Module, logger: Logger) -> dict[str, float]:
     return recorded
 
 
-class ReLICCallback(BaseCallback):
-    """Logs ``relic/*`` for models built with the drop-in ``policy_kwargs`` path.
-
-    The metrics of the previous ``train()`` are recorded when the next rollout starts,
-    before SB3 dumps its logs. The convenience classes (``ReLICPPO`` ...) do not need it.
-    """
-
-    def _on_rollout_start(self) -> None:
-        record_relic_metrics(self.model.policy, self.model.logger)
-
-    def _on_step(self) -> bool:
-        return True
-
-
 class _ReLICMixin:
     """Shared behaviour of the ``ReLIC*`` algorithm classes."""
 
@@ -221,3 +206,13 @@ ALGORITHMS: dict[str, type] = {
     "sac": ReLICSAC,
     "td3": ReLICTD3,
 }
+
+
+def __getattr__(name: str) -> Any:
+    # ReLICCallback lives in relic_rl.callbacks; imported on use so that the old import path
+    # keeps working without a cycle (callbacks -> runs -> algorithms).
+    if name == "ReLICCallback":
+        from relic_rl.callbacks import ReLICCallback
+
+        return ReLICCallback
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -29,8 +29,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator, Mapping, Sequence
-from typing import ClassVar
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import ClassVar, TypeVar
 
 import numpy as np
 import torch
@@ -51,6 +51,7 @@ __all__ = [
     "RandomShift",
     "check_frame_size",
     "make_augmentation",
+    "register_augmentation",
     "shift_images",
 ]
 
@@ -244,6 +245,41 @@ class Augmentation(nn.Module):
         return ", ".join(f"{k}={v!r}" for k, v in self.spec_values().items())
 
 
+#: canonical spec name -> class, filled by :func:`register_augmentation`
+AUGMENTATIONS: dict[str, type[Augmentation]] = {}
+#: alias -> canonical spec name
+AUGMENTATION_ALIASES: dict[str, str] = {}
+
+_A = TypeVar("_A", bound=type[Augmentation])
+
+
+def register_augmentation(*aliases: str) -> Callable[[_A], _A]:
+    """Class decorator: make an :class:`Augmentation` subclass available in spec strings under
+    its ``name`` (and ``aliases``), for :func:`make_augmentation`, the CLI and the presets.
+
+    Registered classes must be constructible with no arguments (their defaults): the contract
+    tests (shape, dtype, range, input untouched, per-sample parameters, aligned frame stacks,
+    generator reproducibility) run over every registered augmentation.
+
+    :raises ValueError: for a class without a ``name`` or a name or alias that is taken.
+    """
+
+    def register(cls: _A) -> _A:
+        if not (isinstance(cls, type) and issubclass(cls, Augmentation)) or not cls.name:
+            raise ValueError(
+                f"register_augmentation: {cls!r} must be an Augmentation subclass with a `name`."
+            )
+        for name in (cls.name, *aliases):
+            owner = AUGMENTATIONS.get(AUGMENTATION_ALIASES.get(name, name))
+            if owner is not None and owner is not cls:
+                raise ValueError(f"register_augmentation: the name {name!r} is taken by {owner.__name__}.")
+        AUGMENTATIONS[cls.name] = cls
+        AUGMENTATION_ALIASES.update(dict.fromkeys(aliases, cls.name))
+        return cls
+
+    return register
+
+
 # ----------------------------------------------------------------------------- geometric
 
 
@@ -292,6 +328,7 @@ def shift_images(x: torch.Tensor, shift_y: torch.Tensor, shift_x: torch.Tensor) 
     return _gather_pixels(x, rows, cols)
 
 
+@register_augmentation()
 class RandomShift(Augmentation):
     """Random translation by up to ``pad`` pixels with replicated borders (DrQ).
 
@@ -321,6 +358,7 @@ class RandomShift(Augmentation):
         return shift_images(x, shifts[0], shifts[1])
 
 
+@register_augmentation()
 class RandomCrop(Augmentation):
     """Random crop resized back to the input size (RAD / CURL style random zoom).
 
@@ -392,6 +430,7 @@ class RandomCrop(Augmentation):
 # ----------------------------------------------------------------------------- photometric
 
 
+@register_augmentation()
 class Intensity(Augmentation):
     """Random brightness scaling ``x * (1 + scale * clip(N(0, 1), -2, 2))`` (DrQ's Atari setup).
 
@@ -416,6 +455,7 @@ class Intensity(Augmentation):
         return out.clamp_max_(1.0)
 
 
+@register_augmentation("color_jitter")
 class ColorJitter(Augmentation):
     """Random brightness, contrast, saturation and hue, batched over samples and frames.
 
@@ -497,6 +537,7 @@ class ColorJitter(Augmentation):
         return frames.reshape(batch, channels, height, width)
 
 
+@register_augmentation("gray")
 class Grayscale(Augmentation):
     """With probability ``p`` per sample, replace every RGB frame by its luminance.
 
@@ -526,6 +567,7 @@ class Grayscale(Augmentation):
         return out.reshape(batch, channels, height, width)
 
 
+@register_augmentation("erase")
 class Cutout(Augmentation):
     """Random erasing: with probability ``p`` per sample, fill one rectangle with ``value``.
 
@@ -588,6 +630,7 @@ class Cutout(Augmentation):
         return torch.where(mask, fill, x, out=_output_buffer(x, x.shape))
 
 
+@register_augmentation("none")
 class Identity(Augmentation):
     """No augmentation: returns its input itself (not a copy), like :class:`torch.nn.Identity`."""
 
@@ -674,17 +717,6 @@ class Compose(Augmentation):
 
 # ----------------------------------------------------------------------------- spec parser
 
-#: canonical spec name -> class
-AUGMENTATIONS: dict[str, type[Augmentation]] = {
-    cls.name: cls for cls in (RandomShift, RandomCrop, Intensity, ColorJitter, Grayscale, Cutout, Identity)
-}
-#: alias -> canonical spec name
-AUGMENTATION_ALIASES: dict[str, str] = {
-    "color_jitter": "jitter",
-    "gray": "grayscale",
-    "erase": "cutout",
-    "none": "identity",
-}
 
 _EXAMPLE_SPEC = "shift(4),intensity(0.1)"
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"

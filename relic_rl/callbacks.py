@@ -565,3 +565,19 @@ def print_line(stream: TextIO | None, text: str) -> None:
     """Print ``text`` to ``stream`` (stdout by default) and flush, for logs of subprocesses."""
     out = stream if stream is not None else sys.stdout
     print(text, file=out, flush=True)
+
+
+class ReLICCallback(BaseCallback):
+    """Logs ``relic/*`` for models built with the drop-in ``policy_kwargs`` path.
+
+    The metrics of the previous ``train()`` are recorded when the next rollout starts,
+    before SB3 dumps its logs. The convenience classes (``ReLICPPO`` ...) do not need it.
+    """
+
+    def _on_rollout_start(self) -> None:
+        from relic_rl.algorithms import record_relic_metrics
+
+        record_relic_metrics(self.model.policy, self.model.logger)
+
+    def _on_step(self) -> bool:
+        return True

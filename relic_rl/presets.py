@@ -30,6 +30,7 @@ from typing import Any, Literal, TypeVar, Union
 import yaml
 
 import relic_rl
+from relic_rl.errors import UserError
 
 PresetKind = Literal["agents", "envs"]
 PRESET_KINDS: tuple[str, ...] = ("agents", "envs")
@@ -37,7 +38,7 @@ PRESET_KINDS: tuple[str, ...] = ("agents", "envs")
 T = TypeVar("T")
 
 
-class PresetError(ValueError):
+class PresetError(UserError):
     """A preset or config file (or a mapping built from one) is missing, malformed or invalid."""
 
 

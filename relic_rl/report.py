@@ -36,6 +36,7 @@ from numpy.typing import NDArray
 
 from relic_rl import stats
 from relic_rl.cli_types import int_at_least
+from relic_rl.errors import UserError
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -75,7 +76,7 @@ FloatArray = NDArray[np.float64]
 ComparisonKind = Literal["kl", "baseline", "curl"]
 
 
-class ReportError(ValueError):
+class ReportError(UserError):
     """The folder cannot be reported on (not an ablation folder, nothing evaluated yet, ...)."""
 
 

@@ -40,10 +40,11 @@ from relic_rl.algorithms import ALGORITHMS
 from relic_rl.config import ReLICConfig
 from relic_rl.environments import EnvPreset
 from relic_rl.environments.factory import VEC_ENV_KINDS
+from relic_rl.errors import UserError
 from relic_rl.presets import PresetError, dataclass_from_dict
 
 
-class UsageError(ValueError):
+class UsageError(UserError):
     """A mistake in what the user asked for; the CLIs print it as one paragraph and exit 2."""
 
 

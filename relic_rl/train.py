@@ -76,6 +76,7 @@ from relic_rl.environments import (
     renderer_note,
 )
 from relic_rl.environments.factory import VEC_ENV_KINDS
+from relic_rl.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UserError
 from relic_rl.extractor import ReLICExtractor
 from relic_rl.presets import PresetError
 from relic_rl.runs import (
@@ -114,12 +115,8 @@ from relic_rl.threads import default_threads, describe_threads, rollout_threads
 EVAL_SEED_OFFSET = 10_000
 RANDOMIZED_EVAL_SEED_OFFSET = 20_000
 DEFAULT_ALGO = "ppo"
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
-#: Errors that are the user's to fix: printed as one paragraph, exit status 2.
-USER_ERRORS = (UsageError, PresetError, EnvCreationError)
+#: Errors that are the user's to fix: printed as one paragraph, exit status 2 (all UserError).
+USER_ERRORS: tuple[type[UserError], ...] = (UserError,)
 
 
 # ----------------------------------------------------------------------------- parser
@@ -162,6 +159,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--algo",
         choices=list(ALGORITHMS),
         help="SB3 algorithm (default: ppo, or the only algorithm with a preset for this exact env id).",
+    )
+    what.add_argument(
+        "--preset",
+        metavar="NAME",
+        help="the agents/<algo>.yaml block to start from, by name, e.g. CarRacing-v2-rl-zoo3 "
+        "(default: the block of the env id, else atari or default).",
     )
     what.add_argument(
         "--aux",
@@ -330,6 +333,7 @@ DEFAULT_KEEP_CHECKPOINTS = 3
 _CONFIG_FLAGS = (
     "env",
     "algo",
+    "preset",
     "aux",
     "extractor",
     "kl_weight",
@@ -429,7 +433,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     env_id: str = args.env
     env_preset = family_for(env_id)
     algo = args.algo or default_algo(env_id)
-    key, block, where = select_preset(algo, env_id, env_preset.family)
+    key, block, where = select_preset(algo, env_id, env_preset.family, name=args.preset)
     parse_agent_config(algo, block, where)  # the preset alone must be valid (clearest message)
     user_overrides = parse_assignments(args.hyperparams or [], "--hyperparams")
     check_override_keys(algo, user_overrides, "--hyperparams")

@@ -340,7 +340,7 @@ def test_dry_run_prints_grid_and_cost_and_writes_nothing(
         (["--grid", "temperature=0.1,0.5", "--temperature", "0.2"], "contradicts the grid"),
         (["--grid", "n_steps=32,64"], "contradicts the grid"),  # TINY sets --hyperparams n_steps=64
         (["--seed", "3"], "use --seeds"),
-        (["--aux", "curl"], "invalid choice"),
+        (["--aux", "byol"], "invalid choice"),
         (["--kl-weight", "0.5"], "use --kl-weights"),
         (["--bogus-flag"], "unrecognized arguments: --bogus-flag"),
         (["--grid", "temprature=0.1,0.5"], "Unknown grid key"),

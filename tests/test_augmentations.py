@@ -25,11 +25,12 @@ from relic_rl.augmentations import (
     RandomCrop,
     RandomShift,
     make_augmentation,
+    register_augmentation,
     shift_images,
 )
 
 # Factories rather than instances, so that every test gets a fresh module.
-FACTORIES: dict[str, Callable[[], Augmentation]] = {
+_CHOSEN: dict[str, Callable[[], Augmentation]] = {
     "shift": lambda: RandomShift(4),
     "crop_pad": lambda: RandomCrop(pad=4),
     "crop_size": lambda: RandomCrop(size=32),
@@ -43,6 +44,9 @@ FACTORIES: dict[str, Callable[[], Augmentation]] = {
     # Steps that return their input first: the later in-place steps must still not touch it.
     "compose_noop_first": lambda: make_augmentation("none,shift(0),intensity,cutout"),
 }
+# Every other registered augmentation with its defaults, so that a new one is covered by the
+# contract tests below as soon as it is registered.
+FACTORIES = {**_CHOSEN, **{name: cls for name, cls in AUGMENTATIONS.items() if name not in _CHOSEN}}
 RANDOM = [name for name in FACTORIES if name != "identity"]
 SHAPES = [(8, 2, 64, 64), (4, 12, 84, 84), (5, 3, 40, 40)]
 SHAPE_IDS = ["gray2x64", "rgb4x84", "rgb1x40"]
@@ -595,3 +599,34 @@ def test_make_augmentation_rejects_non_string() -> None:
         ValueError, match=re.escape("spec must be a string such as 'shift(4),intensity(0.1)'")
     ):
         make_augmentation(["shift"])  # type: ignore[arg-type]
+
+
+def test_register_augmentation_adds_a_spec_name_and_rejects_taken_names() -> None:
+    saved, saved_aliases = dict(AUGMENTATIONS), dict(AUGMENTATION_ALIASES)
+    try:
+
+        @register_augmentation("negate")
+        class Invert(Augmentation):
+            name = "invert"
+
+            def _augment(
+                self, x: torch.Tensor, generator: torch.Generator | None, inplace: bool
+            ) -> torch.Tensor:
+                return 1.0 - x
+
+        x = images((2, 3, 40, 40))
+        torch.testing.assert_close(make_augmentation("shift(0),negate")(x), 1.0 - x)
+        assert make_augmentation("invert").spec == "invert"
+        with pytest.raises(ValueError, match="'shift' is taken by RandomShift"):
+
+            @register_augmentation()
+            class Other(Augmentation):
+                name = "shift"
+
+        with pytest.raises(ValueError, match="'gray' is taken by Grayscale"):
+            register_augmentation("gray")(Invert)
+    finally:
+        AUGMENTATIONS.clear()
+        AUGMENTATIONS.update(saved)
+        AUGMENTATION_ALIASES.clear()
+        AUGMENTATION_ALIASES.update(saved_aliases)

@@ -728,3 +728,19 @@ def test_aux_curl_refuses_relic_only_flags(flag: list[str], capsys: pytest.Captu
     assert code == 2
     assert f"{flag[0]} does not apply to --aux curl" in err and "use --aux relic" in err
     assert "Traceback" not in err
+
+
+def test_preset_selects_an_agent_block_by_name(capsys: pytest.CaptureFixture[str]) -> None:
+    # The rl-zoo3 CarRacing values stay selectable by name, for any env id.
+    named = resolve_run_config(["--env", FAKE, "--preset", "CarRacing-v2-rl-zoo3"])
+    assert named.agent_preset == "CarRacing-v2-rl-zoo3"
+    assert named.agent.hyperparam("n_epochs") == 10 and named.agent.hyperparam("use_sde") is True
+    assert resolve_run_config(["--env", FAKE]).agent_preset == "default"
+    code, _, err = run_main(["--env", FAKE, "--preset", "CarRacing-v2-zoo3"], capsys)
+    assert code == 2 and "has no preset 'CarRacing-v2-zoo3'" in err
+    assert "Did you mean 'CarRacing-v2-rl-zoo3'?" in err and "Traceback" not in err
+
+
+def test_preset_cannot_change_a_resumed_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_main(["--resume", str(tmp_path), "--preset", "default"], capsys)
+    assert code == 2 and "--preset" in err

@@ -46,7 +46,6 @@ RunState = Literal["finished", "failed", "interrupted", "not started"]
 #: Seconds a run gets to save its checkpoint after SIGINT, before it is terminated.
 GRACE_S = 120.0
 #: Exit code of ``relic_rl.train`` interrupted by Ctrl-C.
-EXIT_INTERRUPTED = 130
 RAY_INSTALL_HINT = (
     "The Ray backend needs Ray, an optional dependency: install it with "
     '`pip install "relic-rl[ray]"` (or `pip install "ray>=2.60"`), or use --backend local.'

@@ -27,6 +27,7 @@ from typing import Any
 import yaml
 
 from relic_rl.config import ReLICConfig
+from relic_rl.errors import UserError
 
 __all__ = [
     "AUX_KEY",
@@ -73,7 +74,7 @@ _OPENING, _CLOSING = "([{", ")]}"
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._=+-]+")
 
 
-class GridError(ValueError):
+class GridError(UserError):
     """A grid that cannot be run: malformed, empty, repeated or contradictory values."""
 
 

@@ -30,6 +30,7 @@ from relic_rl.ablation.backends import (
 from relic_rl.ablation.folder import acquire_lock, copy_cell_file, move_to_attic
 from relic_rl.ablation.plan import Plan, refresh_states, write_ablation_files
 from relic_rl.ablation.progress import Progress
+from relic_rl.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 
 __all__ = [
     "EXIT_FAILED",
@@ -43,7 +44,6 @@ __all__ = [
     "run_ablation",
 ]
 
-EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 Backend = Literal["local", "ray"]
 
 

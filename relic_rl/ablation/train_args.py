@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from relic_rl.ablation.grid import RELIC_FIELDS, Cell, format_value, to_yaml_text
+from relic_rl.errors import UserError
 
 __all__ = [
     "OWN_FLAGS",
@@ -64,7 +65,7 @@ OWN_HYPERPARAMS = {"n_timesteps": "use --total-timesteps", "relic": "set relic.<
 NON_AXIS_AGENT_KEYS = ("relic", "n_timesteps", "policy")
 
 
-class AblateError(ValueError):
+class AblateError(UserError):
     """A user error: the CLI prints it as one paragraph and exits with 2."""
 
 

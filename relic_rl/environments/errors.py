@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from relic_rl.errors import UserError
 
-class EnvCreationError(ValueError):
+
+class EnvCreationError(UserError):
     """An env cannot be created: unknown id, missing optional dependency, rejected
     ``env_kwargs``, or observations that are not images.
 
