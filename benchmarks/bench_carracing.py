@@ -14,8 +14,8 @@ grayscale, frame stack 2, one env in a DummyVecEnv), with gymnasium's renderer
 frames not drawn), alternating rounds, median ratio.
 
 Training throughput (``--ppo``): the tuned CarRacing PPO preset of
-``python -m relic_rl.train --env CarRacing-v2`` (8 envs x 512 steps, frame skip 2,
-ReLIC on) is built per renderer and round and trained for ``--ppo-rollouts`` rollouts, in
+``python -m relic_rl.train --env CarRacing-v2 --preset CarRacing-v2-rl-zoo3`` (8 envs x 512
+steps, frame skip 2, ReLIC on) is built per renderer and round and trained for ``--ppo-rollouts`` rollouts, in
 ``--ppo-repeats`` rounds of alternating order; agent steps/s are reported for the whole of
 ``learn`` and for the rollout (env) phase alone, with the median ratio over the rounds.
 
@@ -183,7 +183,9 @@ def _train_once(renderer: str, rollouts: int) -> tuple[int, float, float]:
     """Train the preset for ``rollouts`` rollouts; (agent steps, seconds, seconds in rollouts)."""
     from relic_rl.train import build_model, make_env, resolve_run_config
 
-    config = resolve_run_config(["--env", "CarRacing-v2", "--env-kwargs", f"renderer={renderer}"])
+    config = resolve_run_config(
+        ["--env", "CarRacing-v2", "--preset", "CarRacing-v2-rl-zoo3", "--env-kwargs", f"renderer={renderer}"]
+    )
     n_steps = int(config.agent.hyperparam("n_steps") or 0)
     env = make_env(config, n_envs=config.agent.n_envs, seed=0)
     model = build_model(config, env, "cpu")
@@ -197,8 +199,8 @@ def _train_once(renderer: str, rollouts: int) -> tuple[int, float, float]:
 
 def bench_ppo(rollouts: int, repeats: int) -> None:
     print(
-        f"\nCarRacing-v2 PPO preset (ReLIC on): {repeats} round(s) of {rollouts} rollout(s) + update(s) "
-        "per renderer, alternating order:"
+        f"\nCarRacing-v2 PPO, rl-zoo3 preset (ReLIC on): {repeats} round(s) of {rollouts} rollout(s) "
+        "+ update(s) per renderer, alternating order:"
     )
     overall: dict[str, list[float]] = {"stock": [], "fast": []}
     rollout: dict[str, list[float]] = {"stock": [], "fast": []}

@@ -3,7 +3,8 @@
 Three pipelines, each trained in a fresh process per round, in interleaved rounds (the
 order alternates) on the same machine:
 
-* ``relic``: ``python -m relic_rl.train --env CarRacing-v2`` (ReLIC on), through the same
+* ``relic``: ``python -m relic_rl.train --env CarRacing-v2 --preset CarRacing-v2-rl-zoo3``
+  (ReLIC on, rl-zoo3's hyperparameters), through the same
   library call as the CLI (``relic_rl.train.train``), evaluation off;
 * ``none``: the same with ``--aux none``;
 * ``zoo``: rl-zoo3's PPO on ``CarRacing-v3`` with its tuned hyperparameters
@@ -92,6 +93,8 @@ def _run_relic(
         [
             "--env",
             "CarRacing-v2",
+            "--preset",
+            "CarRacing-v2-rl-zoo3",  # the same hyperparameters as rl-zoo3's
             "--aux",
             aux,
             "--eval-episodes",

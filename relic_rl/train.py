@@ -211,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=int_at_least(1),
         metavar="N",
         help="env steps to train, summed over envs (default: the preset's n_timesteps; "
-        "CarRacing PPO: 4000000).",
+        "CarRacing PPO: 500000 agent steps at frame skip 4, i.e. 2M env frames).",
     )
     budget.add_argument(
         "--n-envs",

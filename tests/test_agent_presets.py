@@ -47,11 +47,11 @@ def test_every_shipped_block_is_valid_and_round_trips(algo: str) -> None:
         assert again == config
 
 
-def test_carracing_ppo_uses_rl_zoo3_tuned_values() -> None:
-    key, block, where = select_preset("ppo", "CarRacing-v2", "carracing")
-    assert (key, where) == ("CarRacing-v2", "agents/ppo.yaml [CarRacing-v2]")
+def test_carracing_ppo_rl_zoo3_preset_keeps_its_tuned_values_by_name() -> None:
+    key, block, where = select_preset("ppo", "CarRacing-v2", "carracing", name="CarRacing-v2-rl-zoo3")
+    assert (key, where) == ("CarRacing-v2-rl-zoo3", "agents/ppo.yaml [CarRacing-v2-rl-zoo3]")
     config = parse_agent_config("ppo", block, where)
-    assert config.n_envs == 8
+    assert config.n_envs == 8 and config.frame_skip is None  # the env family's frame skip 2
     assert config.n_timesteps == 4_000_000
     assert config.normalize == NormalizeConfig(norm_obs=False, norm_reward=True)
     hp = config.hyperparams
@@ -64,9 +64,39 @@ def test_carracing_ppo_uses_rl_zoo3_tuned_values() -> None:
         "activation_fn": "gelu",
         "net_arch": {"pi": [256], "vf": [256]},
     }
+    _, v3_block, _ = select_preset("ppo", "CarRacing-v3", "carracing", name="CarRacing-v3-rl-zoo3")
+    assert parse_agent_config("ppo", v3_block, "v3") == config
+
+
+def test_carracing_ppo_default_is_the_budget_preset_of_2m_frames() -> None:
+    key, block, where = select_preset("ppo", "CarRacing-v2", "carracing")
+    assert key == "CarRacing-v2"
+    config = parse_agent_config("ppo", block, where)
+    _, zoo_block, _ = select_preset("ppo", "CarRacing-v2", "carracing", name="CarRacing-v2-rl-zoo3")
+    zoo = parse_agent_config("ppo", zoo_block, "zoo")
+    # 500k agent steps at action repeat 4: 2M env frames.
+    assert config.frame_skip == 4 and config.n_timesteps * config.frame_skip == 2_000_000
+    assert config.hyperparams["n_epochs"] == 4
+    assert config.hyperparams["learning_rate"] == Schedule("linear", 3e-4, 0.0)
+    assert config.eval_episodes >= 10
+    # Everything else is rl-zoo3's.
+    changed = {"n_epochs", "learning_rate"}
+    assert {k: v for k, v in config.hyperparams.items() if k not in changed} == {
+        k: v for k, v in zoo.hyperparams.items() if k not in changed
+    }
+    assert (config.n_envs, config.normalize, config.policy_kwargs) == (
+        zoo.n_envs,
+        zoo.normalize,
+        zoo.policy_kwargs,
+    )
     # CarRacing-v3 shares the block through a YAML anchor.
     _, v3_block, _ = select_preset("ppo", "CarRacing-v3", "carracing")
     assert parse_agent_config("ppo", v3_block, "v3") == config
+
+
+def test_select_preset_by_an_unknown_name_lists_the_presets() -> None:
+    with pytest.raises(PresetError, match=r"has no preset 'zoo'.*Its presets: default, atari, CarRacing"):
+        select_preset("ppo", "CarRacing-v2", "carracing", name="zoo")
 
 
 def test_lookup_order_exact_then_atari_then_default() -> None:

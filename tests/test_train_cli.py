@@ -193,7 +193,7 @@ def test_carracing_v2_trains_and_evaluates(tmp_path: Path) -> None:
     result = run_cli("relic_rl.train", *argv, cwd=REPO)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.count("using CarRacing-v3 with v2's termination semantics") == 1
-    assert "family carracing: frame skip 2, 64x64, gray, stack 2" in result.stdout
+    assert "family carracing: frame skip 4, 64x64, gray, stack 2" in result.stdout
     run_dir = tmp_path / "car"
     config = saved_config(run_dir)
     assert config["agent_preset"] == "CarRacing-v2"
@@ -670,7 +670,8 @@ def test_resolve_run_config_defaults_and_overrides() -> None:
         "dummy",
         "auto",
     )
-    assert config.total_timesteps == 4_000_000 and config.n_envs == 8
+    assert config.total_timesteps == 500_000 and config.n_envs == 8
+    assert config.env_preset.frame_skip == 4  # the budget preset: 2M env frames
     assert config.env_preset.family == "carracing" and config.env_preset.frame_stack == 2
     tuned = resolve_run_config(
         [
@@ -698,7 +699,7 @@ def test_resolve_run_config_defaults_and_overrides() -> None:
     assert (relic.kl_weight, relic.aux_weight, relic.temperature, relic.n_views) == (0.0, 0.5, 0.2, 3)
     assert relic.augmentation == "crop(60)" and tuned.seed == 3
     assert tuned.env_preset.frame_stack == 4 and tuned.agent.env_kwargs == {"domain_randomize": True}
-    assert tuned.env_preset.frame_skip == 3 and config.env_preset.frame_skip == 2
+    assert tuned.env_preset.frame_skip == 3 and config.env_preset.frame_skip == 4
     baseline = resolve_run_config(["--env", "CarRacing-v2", "--aux", "none"])
     assert baseline.aux == "none" and baseline.agent.relic.enabled is False
     # Everything but relic.enabled is identical, so the baseline differs from ReLIC in the loss only.
