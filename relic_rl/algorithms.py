@@ -88,24 +88,33 @@ def _skip_aux_for_actor_loss(critic: nn.Module) -> None:
     on actions that carry gradient; the critic loss uses replay actions that do not. The
     auxiliary gradient of that second call would only reach critic parameters whose
     gradients SB3 discards, so skipping it changes no update and saves its compute.
+
+    Done with forward hooks that are module-level functions of the module they run on, so
+    that a deep copy of the policy switches its own extractor and the policy pickles.
     """
     extractor = critic.features_extractor
     if getattr(critic, "_relic_actor_loss_guard", False) or not isinstance(extractor, ReLICExtractor):
         return
-    original = critic.forward
-
-    def forward(obs: Any, actions: torch.Tensor) -> Any:
-        if not actions.requires_grad:
-            return original(obs, actions)
-        enabled = extractor.aux_enabled
-        extractor.aux_enabled = False
-        try:
-            return original(obs, actions)
-        finally:
-            extractor.aux_enabled = enabled
-
-    critic.forward = forward
+    critic.register_forward_pre_hook(_actor_call_pre_hook)
+    critic.register_forward_hook(_actor_call_post_hook, always_call=True)
     critic._relic_actor_loss_guard = True  # type: ignore[assignment]
+
+
+def _actor_call_pre_hook(critic: nn.Module, args: tuple[Any, ...]) -> None:
+    """Before a critic call on actions with gradient (the actor loss): aux off, saved state kept."""
+    extractor = critic.features_extractor
+    actions = args[1] if len(args) > 1 else None
+    if isinstance(actions, torch.Tensor) and actions.requires_grad and isinstance(extractor, ReLICExtractor):
+        critic._relic_saved_aux = extractor.aux_enabled  # type: ignore[assignment]
+        extractor.aux_enabled = False
+
+
+def _actor_call_post_hook(critic: nn.Module, args: tuple[Any, ...], output: Any) -> None:
+    """After the call (also when it raised): the extractor's switch as it was."""
+    saved = critic.__dict__.pop("_relic_saved_aux", None)
+    extractor = critic.features_extractor
+    if saved is not None and isinstance(extractor, ReLICExtractor):
+        extractor.aux_enabled = saved
 
 
 def record_relic_metrics(policy: nn.Module, logger: Logger) -> dict[str, float]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -233,3 +235,37 @@ def test_sac_computes_the_aux_loss_once_per_gradient_step() -> None:
     extractor.relic_loss = counting  # type: ignore[method-assign]
     model.train(gradient_steps=3, batch_size=16)
     assert calls == [16, 16, 16]
+
+
+@pytest.mark.parametrize("algo_class", [ReLICSAC, ReLICTD3])
+def test_off_policy_relic_policies_deep_copy_and_pickle_with_their_own_critic(algo_class: type) -> None:
+    model = algo_class(
+        "CnnPolicy",
+        image_vec_env(n_envs=1, continuous=True),
+        buffer_size=64,
+        learning_starts=0,
+        batch_size=8,
+        seed=0,
+        device="cpu",
+    )
+    policy = model.policy
+    clone = copy.deepcopy(policy)
+    restored = pickle.loads(pickle.dumps(policy))
+    obs = torch.rand(4, *policy.observation_space.shape)
+    actions = torch.zeros(4, *policy.action_space.shape, requires_grad=True)
+    with torch.no_grad():
+        for p in clone.critic.parameters():
+            p.add_(0.5)
+    # The copy's critic runs the copy's parameters, not the original's.
+    assert not torch.allclose(clone.critic(obs, actions)[0], policy.critic(obs, actions)[0])
+    torch.testing.assert_close(restored.critic(obs, actions)[0], policy.critic(obs, actions)[0])
+    # In each of them, a critic call on actions with gradient (the actor loss) computes no
+    # auxiliary loss and leaves the extractor's switch as it was.
+    for p_ in (policy, clone, restored):
+        extractor = p_.critic.features_extractor
+        extractor.train()
+        extractor.pop_metrics()
+        p_.critic(obs, actions)[0].sum().backward()
+        assert extractor.aux_enabled and extractor.pop_metrics()["aux_dropped"] == 0
+        p_.critic(obs, actions.detach())[0].sum()
+        assert extractor.pop_metrics()["aux_dropped"] == 1  # computed (no optimizer step followed)
