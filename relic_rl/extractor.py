@@ -30,8 +30,14 @@ from torch.optim.optimizer import Optimizer, register_optimizer_step_post_hook
 
 from relic_rl.augmentations import check_frame_size, make_augmentation
 from relic_rl.config import ReLICConfig
-from relic_rl.losses import ReLICLossOutput, relic_loss
-from relic_rl.objectives import AuxObjective, AuxOutput, ReLICObjective, build_objective
+from relic_rl.losses import ReLICLossOutput
+from relic_rl.objectives import (
+    AuxObjective,
+    AuxOutput,
+    ReLICObjective,
+    build_objective,
+    configured_relic_loss,
+)
 
 #: The averaged metrics of the ReLIC objective (other objectives log ``loss`` plus their scalars).
 METRIC_NAMES = (
@@ -347,16 +353,7 @@ class ReLICExtractor(BaseFeaturesExtractor):
         ``accuracy`` may be a float or a 0-d tensor (the default keeps it on the device, so
         that no gradient step waits for the device; it is read when metrics are logged).
         """
-        cfg = self.config
-        return relic_loss(
-            online,
-            target,
-            temperature=cfg.temperature,
-            kl_weight=cfg.kl_weight,
-            normalize=cfg.normalize,
-            divergence=cfg.divergence,
-            accuracy_as_tensor=True,
-        )
+        return configured_relic_loss(self.config, online, target)
 
     # ----------------------------------------------------------------- forward
     def forward(self, observations: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor:

@@ -109,6 +109,20 @@ def cosine_scalars(online: torch.Tensor, target: torch.Tensor) -> dict[str, torc
     return {"positive_cosine": positives.mean(), "negative_cosine": negative_mean}
 
 
+def configured_relic_loss(config: ReLICConfig, online: torch.Tensor, target: torch.Tensor) -> ReLICLossOutput:
+    """:func:`relic_rl.losses.relic_loss` on ``[V, N, D]`` critic outputs with ``config``'s
+    hyperparameters; ``accuracy`` stays a tensor on the device (read when metrics are logged)."""
+    return relic_loss(
+        online,
+        target,
+        temperature=config.temperature,
+        kl_weight=config.kl_weight,
+        normalize=config.normalize,
+        divergence=config.divergence,
+        accuracy_as_tensor=True,
+    )
+
+
 @register_objective("relic")
 class ReLICObjective(AuxObjective):
     """ReLIC: InfoNCE plus ``kl_weight`` x the invariance penalty (:func:`relic_rl.losses.relic_loss`).
@@ -118,17 +132,7 @@ class ReLICObjective(AuxObjective):
     """
 
     def forward(self, online: torch.Tensor, target: torch.Tensor) -> AuxOutput:
-        cfg = self.config
-        out = relic_loss(
-            online,
-            target,
-            temperature=cfg.temperature,
-            kl_weight=cfg.kl_weight,
-            normalize=cfg.normalize,
-            divergence=cfg.divergence,
-            accuracy_as_tensor=True,
-        )
-        return self.summarize(out, online, target)
+        return self.summarize(configured_relic_loss(self.config, online, target), online, target)
 
     @staticmethod
     def summarize(out: ReLICLossOutput, online: torch.Tensor, target: torch.Tensor) -> AuxOutput:
