@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import sys
 import warnings
@@ -33,6 +34,8 @@ from relic_rl.environments import (  # noqa: E402
     make_vec_env,
     register_carracing_v2,
 )
+from relic_rl.environments import carracing as carracing_module  # noqa: E402
+from relic_rl.environments import renderer as renderer_module  # noqa: E402
 from relic_rl.presets import PresetError  # noqa: E402
 from tests.fake_pixel_env import FakePixelEnv  # noqa: E402
 from tests.helpers import BOX2D_MODULES  # noqa: E402
@@ -492,3 +495,28 @@ def test_missing_opencv_for_resize_is_a_clear_error(monkeypatch: pytest.MonkeyPa
     preset = EnvPreset(family="test", match=("*",), resize=(32, 32))
     with pytest.raises(EnvCreationError, match=r"opencv.*opencv-python-headless"):
         make_vec_env(FAKE_ID, n_envs=1, preset=preset)
+
+
+def _relic_imports(module_path: Path) -> set[str]:
+    """The relic_rl modules a source file imports (at any depth of the file)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(module_path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("relic_rl"):
+            names.add(node.module)
+        elif isinstance(node, ast.Import):
+            names.update(a.name for a in node.names if a.name.startswith("relic_rl"))
+    return names
+
+
+def test_renderer_selection_has_no_import_cycle_with_the_carracing_modules() -> None:
+    env_dir = Path(renderer_module.__file__).parent
+    renderer = _relic_imports(env_dir / "renderer.py")
+    carracing = _relic_imports(env_dir / "carracing.py")
+    fast = _relic_imports(env_dir / "fast_carracing.py")
+    assert not any("carracing" in name for name in renderer), renderer
+    assert "relic_rl.environments.fast_carracing" not in carracing, carracing
+    assert "relic_rl.environments.carracing" not in fast, fast
+    assert "relic_rl.environments.renderer" in carracing and "relic_rl.environments.renderer" in fast
+    # carracing re-exports the selection names it used to define.
+    assert carracing_module.fast_render_supported is renderer_module.fast_render_supported
+    assert carracing_module.VERIFIED_GYMNASIUM is renderer_module.VERIFIED_GYMNASIUM

@@ -34,7 +34,7 @@ from relic_rl.environments import (  # noqa: E402
     renderer_note,
 )
 from relic_rl.environments import carracing as carracing_module  # noqa: E402
-from relic_rl.environments import fast_carracing as fast_module  # noqa: E402
+from relic_rl.environments import renderer as renderer_module  # noqa: E402
 from relic_rl.environments._carracing_env import make_carracing_v2  # noqa: E402
 from relic_rl.environments.fast_carracing import rotate, to_screen  # noqa: E402
 
@@ -76,7 +76,7 @@ def test_rotate_is_bit_identical_to_pygame_vector2() -> None:
 
 @needs_fast_renderer
 def test_pygame_arithmetic_self_check_passes() -> None:
-    assert fast_module._arithmetic_matches_pygame()
+    assert renderer_module._arithmetic_matches_pygame()
     assert FastCarRacing().fast_render is True
 
 
@@ -338,7 +338,7 @@ def test_unverified_gymnasium_falls_back_to_the_stock_renderer_and_says_so_once(
 ) -> None:
     high = carracing_module.VERIFIED_GYMNASIUM[1]
     monkeypatch.setattr(gym, "__version__", ".".join(map(str, high)))
-    monkeypatch.setattr(carracing_module, "_WARNED_UNSUPPORTED", False)
+    monkeypatch.setattr(renderer_module, "_WARNED_UNSUPPORTED", False)
     with pytest.warns(RuntimeWarning, match=r"fast CarRacing renderer is verified for gymnasium >=.*<"):
         env = FastCarRacing()
     assert env.fast_render is False
@@ -364,8 +364,8 @@ def pygame_mismatch(monkeypatch: pytest.MonkeyPatch) -> None:
     """A verified gymnasium, but pygame arithmetic the fast renderer cannot reproduce
     (the self-check result faked), with its warning not yet given."""
     monkeypatch.setattr(gym, "__version__", VERIFIED_VERSION)
-    monkeypatch.setattr(fast_module, "_ARITHMETIC_OK", False)
-    monkeypatch.setattr(fast_module, "_WARNED_ARITHMETIC", False)
+    monkeypatch.setattr(renderer_module, "_ARITHMETIC_OK", False)
+    monkeypatch.setattr(renderer_module, "_WARNED_ARITHMETIC", False)
 
 
 @pytest.mark.usefixtures("pygame_mismatch")
@@ -414,7 +414,7 @@ def test_subprocess_workers_do_not_repeat_the_fallback_warning(monkeypatch: pyte
 def test_the_factory_says_once_that_it_falls_back(monkeypatch: pytest.MonkeyPatch) -> None:
     high = carracing_module.VERIFIED_GYMNASIUM[1]
     monkeypatch.setattr(gym, "__version__", ".".join(map(str, high)))
-    monkeypatch.setattr(carracing_module, "_WARNED_UNSUPPORTED", False)
+    monkeypatch.setattr(renderer_module, "_WARNED_UNSUPPORTED", False)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for _ in range(2):

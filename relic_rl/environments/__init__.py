@@ -7,7 +7,8 @@
   :func:`carracing_compat_note`: ``CarRacing-v2`` on gymnasium >= 1.0.
 * :class:`FastCarRacing` (imported on first use: it needs Box2D and pygame): CarRacing
   with the same pixels, rendered about 2.5x faster; relic-rl's CarRacing envs use it
-  unless ``renderer="stock"`` (:data:`RENDERERS`, :func:`renderer_note`,
+  unless ``renderer="stock"``; :mod:`relic_rl.environments.renderer` decides which renderer
+  draws and says when it falls back (:data:`RENDERERS`, :func:`renderer_note`,
   :func:`fast_render_supported`).
 * :func:`is_image_observation_space`: what counts as pixels.
 * :class:`EnvCreationError`: every env that cannot be built as asked.

@@ -18,8 +18,9 @@ from typing import Any
 import gymnasium as gym
 from gymnasium.envs.box2d.car_racing import CarRacing
 
-from relic_rl.environments.carracing import CarRacingV2Termination, check_renderer
-from relic_rl.environments.fast_carracing import FastCarRacing, fast_renderer_usable
+from relic_rl.environments.carracing import CarRacingV2Termination
+from relic_rl.environments.fast_carracing import FastCarRacing
+from relic_rl.environments.renderer import use_fast_renderer
 
 
 class _V2ScoreText(float):
@@ -64,12 +65,10 @@ class FastCarRacingV2Pixels(_V2ScoreMixin, FastCarRacing):
 def _build(renderer: str, stock: type[CarRacing], fast: type[CarRacing], **kwargs: Any) -> CarRacing:
     """``fast(**kwargs)`` when ``renderer="fast"`` and the fast renderer is usable here,
     else ``stock(**kwargs)``."""
-    check_renderer(renderer)
     # A fallback is said once, by the main process (it builds an env first, also for
     # SubprocVecEnv); subprocess workers would each repeat it.
     in_worker = multiprocessing.parent_process() is not None
-    use_fast = renderer == "fast" and fast_renderer_usable(warn=not in_worker)
-    return (fast if use_fast else stock)(**kwargs)
+    return (fast if use_fast_renderer(renderer, warn=not in_worker) else stock)(**kwargs)
 
 
 def make_carracing_v2(

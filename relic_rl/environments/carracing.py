@@ -31,14 +31,14 @@ differences: the v3 env class drawing the v2 score text
 (:func:`make_target`) render with
 :class:`~relic_rl.environments.fast_carracing.FastCarRacing`, which gives bit-identical
 frames about 2.5x faster. The env kwarg ``renderer="stock"`` selects gymnasium's own
-renderer (``renderer="fast"`` is the default). ``gym.make("CarRacing-v3")`` outside
-relic-rl's factory is left untouched.
+renderer (``renderer="fast"`` is the default; :mod:`relic_rl.environments.renderer` decides
+and says when it falls back). ``gym.make("CarRacing-v3")`` outside relic-rl's factory is
+left untouched.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import warnings
 from collections.abc import Mapping
 from typing import Any, SupportsFloat
 
@@ -46,6 +46,35 @@ import gymnasium as gym
 from gymnasium.envs.registration import EnvSpec
 
 from relic_rl.environments.errors import EnvCreationError
+from relic_rl.environments.renderer import (
+    DEFAULT_RENDERER,
+    RENDERERS,
+    VERIFIED_GYMNASIUM,
+    check_renderer,
+    fast_render_supported,
+    renderer_status,
+)
+
+# Renderer selection lives in relic_rl.environments.renderer; its names are re-exported.
+__all__ = [
+    "CARRACING_V2_ID",
+    "CARRACING_V3_ID",
+    "COMPAT_ENTRY_POINT",
+    "DEFAULT_RENDERER",
+    "GYMNASIUM_V3_ENTRY_POINT",
+    "RENDERERS",
+    "V3_ENTRY_POINT",
+    "VERIFIED_GYMNASIUM",
+    "CarRacingV2Termination",
+    "carracing_compat_note",
+    "check_renderer",
+    "fast_render_supported",
+    "is_carracing_v2_compat",
+    "make_target",
+    "register_carracing_v2",
+    "renderer_note",
+    "uses_relic_carracing",
+]
 
 CARRACING_V2_ID = "CarRacing-v2"
 CARRACING_V3_ID = "CarRacing-v3"
@@ -54,75 +83,6 @@ COMPAT_ENTRY_POINT = "relic_rl.environments._carracing_env:make_carracing_v2"
 V3_ENTRY_POINT = "relic_rl.environments._carracing_env:make_carracing_v3"
 #: gymnasium's own registration of ``CarRacing-v3``, the one :func:`make_target` replaces.
 GYMNASIUM_V3_ENTRY_POINT = "gymnasium.envs.box2d.car_racing:CarRacing"
-#: Values of the ``renderer`` env kwarg of relic-rl's CarRacing envs.
-RENDERERS: tuple[str, ...] = ("fast", "stock")
-DEFAULT_RENDERER = "fast"
-
-
-#: gymnasium releases whose CarRacing rendering code this module reproduces:
-#: ``(lowest verified, first unverified)``, compared on (major, minor, micro).
-VERIFIED_GYMNASIUM: tuple[tuple[int, int, int], tuple[int, int, int]] = ((1, 4, 0), (1, 5, 0))
-
-_WARNED_UNSUPPORTED = False
-
-
-def _version_tuple(version: str) -> tuple[int, int, int]:
-    """``"1.4.0"`` -> ``(1, 4, 0)``; pre-release or local suffixes are ignored (``"1.5.0rc1"``
-    -> ``(1, 5, 0)``); missing parts count as 0."""
-    parts: list[int] = []
-    for piece in version.split(".")[:3]:
-        digits = ""
-        for ch in piece:
-            if not ch.isdigit():
-                break
-            digits += ch
-        parts.append(int(digits) if digits else 0)
-        if digits != piece:
-            break
-    while len(parts) < 3:
-        parts.append(0)
-    return parts[0], parts[1], parts[2]
-
-
-def fast_render_supported(version: str | None = None, *, warn: bool = True) -> bool:
-    """Whether the fast renderer is verified for this gymnasium version.
-
-    :param version: a gymnasium version string; None means the installed one.
-    :param warn: on an unverified version, warn (once per process) that the stock
-        renderer is used instead.
-    :return: True if ``VERIFIED_GYMNASIUM[0] <= version < VERIFIED_GYMNASIUM[1]``.
-    """
-    global _WARNED_UNSUPPORTED
-    installed = gym.__version__ if version is None else version
-    low, high = VERIFIED_GYMNASIUM
-    supported = low <= _version_tuple(installed) < high
-    if not supported and warn and not _WARNED_UNSUPPORTED:
-        _WARNED_UNSUPPORTED = True
-        warnings.warn(
-            f"relic-rl's fast CarRacing renderer is verified for gymnasium "
-            f">={'.'.join(map(str, low))},<{'.'.join(map(str, high))}, but gymnasium {installed} is "
-            "installed; CarRacing renders with gymnasium's own (slower) renderer. Observations are "
-            "unaffected. Install a verified gymnasium to get the faster renderer.",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-    return supported
-
-
-def check_renderer(renderer: object) -> str:
-    """Validate the ``renderer`` env kwarg.
-
-    :param renderer: the value given.
-    :return: it, when valid.
-    :raises EnvCreationError: naming the accepted values otherwise.
-    """
-    if not isinstance(renderer, str) or renderer not in RENDERERS:
-        raise EnvCreationError(
-            f"CarRacing's env kwarg renderer must be one of {list(RENDERERS)}, got {renderer!r}: "
-            "'fast' is relic-rl's pixel-identical renderer (the default), 'stock' gymnasium's own. "
-            "Fix it in env_kwargs (e.g. --env-kwargs renderer=stock)."
-        )
-    return renderer
 
 
 class CarRacingV2Termination(gym.Wrapper[Any, Any, Any, Any]):
@@ -233,7 +193,8 @@ def uses_relic_carracing(env_id: str) -> bool:
 
 
 def renderer_note(env_id: str, env_kwargs: Mapping[str, Any] | None = None) -> str | None:
-    """The line for a run's start summary saying how CarRacing is rendered.
+    """The line for a run's start summary saying how CarRacing is rendered
+    (:func:`~relic_rl.environments.renderer.renderer_status`).
 
     :param env_id: the run's env id.
     :param env_kwargs: the run's env kwargs (``renderer`` is read from them).
@@ -242,36 +203,7 @@ def renderer_note(env_id: str, env_kwargs: Mapping[str, Any] | None = None) -> s
     """
     if not uses_relic_carracing(env_id):
         return None
-    renderer = (env_kwargs or {}).get("renderer", DEFAULT_RENDERER)
-    if renderer == "stock":
-        return "CarRacing renders with gymnasium's own renderer (renderer=stock)."
-    if renderer != "fast":
-        return None
-    if not fast_render_supported(warn=False):
-        low, high = (".".join(map(str, v)) for v in VERIFIED_GYMNASIUM)
-        return (
-            f"CarRacing renders with gymnasium's own renderer: relic-rl's fast renderer is verified for "
-            f"gymnasium >={low},<{high}, not {gym.__version__}."
-        )
-    if not _arithmetic_usable():
-        return (
-            "CarRacing renders with gymnasium's own renderer: relic-rl's fast renderer cannot reproduce "
-            "this pygame build's arithmetic bit for bit."
-        )
-    return (
-        "CarRacing renders with relic-rl's fast renderer (pixel-identical to gymnasium's; "
-        "--env-kwargs renderer=stock for gymnasium's own)."
-    )
-
-
-def _arithmetic_usable() -> bool:
-    """The fast renderer's pygame self-check, or True when Box2D/pygame cannot be imported
-    (creating the env reports that)."""
-    try:
-        from relic_rl.environments.fast_carracing import fast_renderer_usable
-    except (ImportError, gym.error.DependencyNotInstalled):
-        return True
-    return fast_renderer_usable(warn=False)
+    return renderer_status((env_kwargs or {}).get("renderer", DEFAULT_RENDERER))
 
 
 def is_carracing_v2_compat(env_id: str = CARRACING_V2_ID) -> bool:

@@ -42,7 +42,6 @@ the class renders with gymnasium's own methods and says so once
 from __future__ import annotations
 
 import math
-import warnings
 from collections import OrderedDict
 from typing import Any
 
@@ -66,7 +65,13 @@ from gymnasium.envs.box2d.car_racing import (
 from numpy.typing import NDArray
 from pygame import gfxdraw
 
-from relic_rl.environments.carracing import VERIFIED_GYMNASIUM, fast_render_supported
+from relic_rl.environments.renderer import (
+    VERIFIED_GYMNASIUM,
+    fast_render_supported,
+    fast_renderer_usable,
+    rotate,
+    rotation,
+)
 
 __all__ = [
     "VERIFIED_GYMNASIUM",
@@ -78,58 +83,10 @@ __all__ = [
     "to_screen",
 ]
 
-# pygame's Vector2.rotate_rad reduces the angle with fmod(angle, 2*pi) and treats angles
-# within `epsilon` of a quarter turn as exact quarter turns (Vector2's default epsilon).
-_TWO_PI = 2.0 * math.pi
-_HALF_PI = math.pi / 2.0
-_VECTOR_EPSILON = 1e-6
-
 # The culling box of the stock `_draw_colored_polygon`: a vertex inside it keeps the polygon.
 _CULL_LOW = -MAX_SHAPE_DIM
 _CULL_HIGH_X = WINDOW_W + MAX_SHAPE_DIM
 _CULL_HIGH_Y = WINDOW_H + MAX_SHAPE_DIM
-
-
-def rotation(angle: float) -> tuple[float, float, int]:
-    """The rotation ``pygame.math.Vector2.rotate_rad(angle)`` applies, as
-    ``(cos, sin, quarter)``.
-
-    ``quarter`` is -1 for a general angle (use ``cos`` and ``sin``) or 0-3 when pygame
-    treats the angle as an exact multiple of a quarter turn (then ``cos``/``sin`` are
-    unused and coordinates are swapped and negated exactly).
-    """
-    a = math.fmod(angle, _TWO_PI)
-    if a < 0:
-        a += _TWO_PI
-    if math.fmod(a + _VECTOR_EPSILON, _HALF_PI) < 2 * _VECTOR_EPSILON:
-        return 1.0, 0.0, int((a + _VECTOR_EPSILON) / _HALF_PI) % 4
-    return math.cos(a), math.sin(a), -1
-
-
-def rotate(points: NDArray[np.float64], angle: float) -> NDArray[np.float64]:
-    """Rotate ``(..., 2)`` points by ``angle`` radians, bit-identically to pygame's
-    ``Vector2(p).rotate_rad(angle)`` for every point."""
-    x = points[..., 0]
-    y = points[..., 1]
-    cos, sin, quarter = rotation(angle)
-    out = np.empty(points.shape, dtype=np.float64)
-    if quarter == 0:
-        out[..., 0] = x
-        out[..., 1] = y
-    elif quarter == 1:
-        out[..., 0] = -y
-        out[..., 1] = x
-    elif quarter == 2:
-        out[..., 0] = -x
-        out[..., 1] = -y
-    elif quarter == 3:
-        out[..., 0] = y
-        out[..., 1] = -x
-    else:
-        # Two products, then the sum: the same three roundings as pygame's C code.
-        out[..., 0] = cos * x - sin * y
-        out[..., 1] = sin * x + cos * y
-    return out
 
 
 def to_screen(
@@ -194,56 +151,6 @@ class _ScoreTexts:
 
 
 _SCORE_TEXTS = _ScoreTexts()
-
-
-def _arithmetic_matches_pygame() -> bool:
-    """Whether :func:`rotate` gives pygame's ``Vector2.rotate_rad`` doubles on this platform.
-
-    Pixel identity rests on it; a pygame build whose C compiler fuses ``cos*x - sin*y``
-    into one rounding (or a changed algorithm) would break it. Checked on 64 angles,
-    general and at quarter turns, with 8 points each.
-    """
-    rng = np.random.default_rng(12345)
-    angles = [
-        *rng.uniform(-20.0, 20.0, 48).tolist(),
-        *(k * _HALF_PI + d for k in (-3, 1, 2, 4) for d in (0, 3e-7, -3e-7, 2e-6)),
-    ]
-    for angle in angles:
-        points = rng.normal(0.0, 500.0, (8, 2))
-        expected = [
-            tuple(pygame.math.Vector2(float(x), float(y)).rotate_rad(angle)) for x, y in points.tolist()
-        ]
-        if rotate(points, angle).tolist() != [list(p) for p in expected]:
-            return False
-    return True
-
-
-_ARITHMETIC_OK: bool | None = None
-_WARNED_ARITHMETIC = False
-
-
-def fast_renderer_usable(*, warn: bool = True) -> bool:
-    """Whether :class:`FastCarRacing` can render here: a verified gymnasium release
-    (:func:`~relic_rl.environments.carracing.fast_render_supported`) and pygame arithmetic
-    that :func:`rotate` reproduces bit for bit (checked once per process).
-
-    :param warn: warn (once per process and reason) when it cannot.
-    """
-    global _ARITHMETIC_OK, _WARNED_ARITHMETIC
-    if not fast_render_supported(warn=warn):
-        return False
-    if _ARITHMETIC_OK is None:
-        _ARITHMETIC_OK = _arithmetic_matches_pygame()
-    if not _ARITHMETIC_OK and warn and not _WARNED_ARITHMETIC:
-        _WARNED_ARITHMETIC = True
-        warnings.warn(
-            "relic-rl's fast CarRacing renderer cannot reproduce this pygame build's Vector2 rotation "
-            "bit for bit, so CarRacing renders with gymnasium's own (slower) renderer. Observations are "
-            "unaffected.",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-    return _ARITHMETIC_OK
 
 
 class FastCarRacing(CarRacing):
