@@ -24,7 +24,7 @@ from typing import Any
 import gymnasium as gym
 import torch
 from stable_baselines3.common.preprocessing import get_flattened_obs_dim, is_image_space
-from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, NatureCNN
 from torch import nn
 from torch.optim.optimizer import Optimizer, register_optimizer_step_post_hook
 
@@ -153,11 +153,31 @@ _SUPPORTED = (
 )
 
 
+class ObservationSpaceError(ValueError, AssertionError):
+    """An observation space :class:`ReLICExtractor` cannot read as pixels.
+
+    Also an ``AssertionError``, which is what SB3's ``NatureCNN`` raises for the same spaces,
+    so code written against NatureCNN catches it.
+    """
+
+
 def _check_image_box(space: gym.Space, where: str, normalized_image: bool = False) -> gym.spaces.Box:
     if not isinstance(space, gym.spaces.Box) or len(space.shape) != 3:
-        raise ValueError(f"Got observation space {where}{space}. {_SUPPORTED}")
-    if space.dtype == "uint8" and not is_image_space(space, check_channels=False) and not normalized_image:
-        raise ValueError(
+        raise ObservationSpaceError(f"Got observation space {where}{space}. {_SUPPORTED}")
+    if normalized_image:
+        return space
+    if space.dtype != "uint8":
+        # As NatureCNN: without normalized_image the extractor expects uint8 pixels, which SB3
+        # scales to [0, 1]; SB3 would pass float observations through unscaled.
+        raise ObservationSpaceError(
+            f"Got observation space {where}{space} of dtype {space.dtype}, but with normalize_images=True "
+            "(SB3's default) ReLICExtractor, like SB3's NatureCNN, expects uint8 images in [0, 255]. If "
+            "the observations are already normalised, pass policy_kwargs=dict(normalize_images=False) "
+            "(SB3 then passes normalized_image=True to the extractor), or "
+            "features_extractor_kwargs=dict(normalized_image=True); otherwise give the env uint8 images."
+        )
+    if not is_image_space(space, check_channels=False):
+        raise ObservationSpaceError(
             f"Got observation space {where}{space} with bounds other than [0, 255]. {_SUPPORTED}"
         )
     return space
@@ -179,9 +199,11 @@ def _image_space(
         return None, _check_image_box(observation_space, "", normalized_image)
     keys = [key for key, space in observation_space.spaces.items() if _is_image_box(space)]
     if not keys:
-        raise ValueError(f"Got a Dict observation space without an image: {observation_space}. {_SUPPORTED}")
+        raise ObservationSpaceError(
+            f"Got a Dict observation space without an image: {observation_space}. {_SUPPORTED}"
+        )
     if len(keys) > 1:
-        raise ValueError(
+        raise ObservationSpaceError(
             f"Got a Dict observation space with several images {keys}: {observation_space}. {_SUPPORTED} "
             "Stack them into one image or keep one with a wrapper (gymnasium.wrappers.FilterObservation)."
         )
@@ -200,7 +222,7 @@ def _after_optimizer_step(optimizer: Optimizer, args: Any, kwargs: Any) -> None:
 register_optimizer_step_post_hook(_after_optimizer_step)
 
 
-class ReLICExtractor(BaseFeaturesExtractor):
+class ReLICExtractor(NatureCNN):
     """Features extractor with an online encoder f, a critic g and an EMA target h.
 
     ``forward(obs)`` returns ``f(obs)`` like any SB3 extractor. Inside an update (module in
@@ -212,14 +234,19 @@ class ReLICExtractor(BaseFeaturesExtractor):
     :meth:`aux_loss` (the configured objective, :mod:`relic_rl.objectives`) and
     :meth:`relic_loss` (the ReLIC objective's loss).
 
-    Takes ``NatureCNN``'s keyword arguments with the same meaning, so that
-    ``features_extractor_kwargs=dict(features_dim=256)`` sizes it as it sizes SB3's default.
+    A drop-in for SB3's ``NatureCNN``: it takes NatureCNN's keyword arguments with the same
+    meaning (``features_extractor_kwargs=dict(features_dim=256)`` sizes it as it sizes SB3's
+    default), accepts and rejects the same observation spaces, and is a ``NatureCNN`` subclass
+    so that SB3 policies treat it as one (with ``normalize_images=False`` they pass
+    ``normalized_image=True`` to it, as to NatureCNN). Its own layers are :attr:`encoder`
+    (f), :attr:`critic` (g) and the targets; NatureCNN's constructor is not run.
 
     :param observation_space: channels-first image Box ``(C, H, W)`` (SB3 normalises uint8
         images to [0, 1] before calling the extractor).
     :param config: the :class:`ReLICConfig`; defaults to ``ReLICConfig()``.
     :param normalized_image: as for SB3's ``NatureCNN``: the observations are already
-        normalised, so a ``uint8`` Box with bounds other than [0, 255] is accepted.
+        normalised, so any dtype and bounds are accepted; without it the image must be a
+        ``uint8`` Box with bounds [0, 255] (:class:`ObservationSpaceError` otherwise).
     :param features_dim: as for ``NatureCNN``, the size of the features. When given it wins
         over ``config.features_dim`` (the config is used with ``features_dim`` replaced); an
         encoder built by a subclass that returns another size is a ``ValueError``.
@@ -247,7 +274,8 @@ class ReLICExtractor(BaseFeaturesExtractor):
             config = config.replace(features_dim=features_dim)
         # The real features_dim is only known after the encoder exists (subclasses may build
         # any encoder); SB3 reads it through the `features_dim` property after __init__.
-        super().__init__(observation_space, features_dim=1)
+        # BaseFeaturesExtractor's constructor, not NatureCNN's: the layers are build_encoder's.
+        BaseFeaturesExtractor.__init__(self, observation_space, features_dim=1)
         self.config = config
         self.encoder = self.build_encoder(image_space)
         with torch.no_grad():

@@ -71,6 +71,56 @@ def test_normalized_image_accepts_uint8_with_other_bounds() -> None:
     assert ReLICExtractor(odd, normalized_image=True).features_dim == 512
 
 
+FLOAT_SPACE = gym.spaces.Box(0.0, 1.0, (3, 40, 40), np.float32)
+
+
+class _FloatImageEnv(gym.Env[np.ndarray, int]):
+    """Channels-first float images in [0, 1], as after a user's own normalisation."""
+
+    observation_space = FLOAT_SPACE
+    action_space = gym.spaces.Discrete(2)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
+        super().reset(seed=seed)
+        return self.observation_space.sample(), {}
+
+    def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict]:
+        return self.observation_space.sample(), 0.0, False, False, {}
+
+
+def test_float_images_are_refused_as_nature_cnn_refuses_them() -> None:
+    from stable_baselines3.common.torch_layers import NatureCNN
+
+    with pytest.raises(AssertionError):
+        NatureCNN(FLOAT_SPACE)  # the behaviour being matched
+    with pytest.raises(ValueError, match=r"dtype float32.*normalize_images=False") as caught:
+        ReLICExtractor(FLOAT_SPACE)
+    assert isinstance(caught.value, AssertionError)  # caught where NatureCNN's assert is
+    assert ReLICExtractor(FLOAT_SPACE, normalized_image=True).features_dim == 512
+
+
+def test_sb3_passes_normalized_image_to_it_as_to_nature_cnn() -> None:
+    from stable_baselines3.common.torch_layers import NatureCNN
+
+    assert issubclass(ReLICExtractor, NatureCNN)
+    kwargs = dict(features_extractor_class=ReLICExtractor, features_extractor_kwargs=dict(features_dim=32))
+    with pytest.raises(AssertionError, match="dtype float32"):
+        PPO("CnnPolicy", _FloatImageEnv(), n_steps=16, batch_size=16, policy_kwargs=dict(kwargs))
+    model = PPO(
+        "CnnPolicy",
+        _FloatImageEnv(),
+        n_steps=16,
+        batch_size=16,
+        n_epochs=1,
+        seed=0,
+        policy_kwargs=dict(kwargs, normalize_images=False),
+    )
+    extractor = model.policy.features_extractor
+    assert isinstance(extractor, ReLICExtractor) and extractor.features_dim == 32
+    model.learn(32)  # float observations reach the encoder unscaled and it trains
+    assert extractor.pop_metrics()["ema_updates"] >= 1
+
+
 def test_state_dict_holds_only_floating_tensors_and_survives_random_parameters() -> None:
     model = _ppo()
     model.learn(32)

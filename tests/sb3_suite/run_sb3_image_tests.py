@@ -97,7 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     print(result.stdout[-20000:])
     print(result.stderr[-5000:], file=sys.stderr)
     counts = {kind: 0 for kind in ("passed", "failed", "skipped", "errors")}
-    last = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
+    # pytest's summary line ("3 passed, 1 skipped in 9.1s"), the last line that looks like one.
+    summaries = [line for line in result.stdout.splitlines() if re.search(r"\d+ \w+.* in [\d.]+s", line)]
+    last = summaries[-1] if summaries else ""
     for number, kind in re.findall(r"(\d+) (passed|failed|skipped|errors?)", last):
         counts["errors" if kind.startswith("error") else kind] = int(number)
     print(
