@@ -41,6 +41,7 @@ from torch import nn, optim
 
 from relic_rl.algorithms import ALGORITHMS
 from relic_rl.config import ReLICConfig
+from relic_rl.policies import ENCODER_MODES
 from relic_rl.presets import PresetError, as_number, dataclass_from_dict, load_yaml, presets_dir
 
 DEFAULT_KEY = "default"
@@ -394,6 +395,7 @@ _POLICY_KWARGS: dict[str, Callable[[Any, str, str], Any]] = {
     "squash_output": lambda v, w, algo: as_bool(v, w),
     "clip_mean": lambda v, w, algo: as_float(v, w, minimum=0.0, strict_min=True),
     "share_features_extractor": lambda v, w, algo: as_bool(v, w),
+    "encoder_mode": lambda v, w, algo: _choice(dict.fromkeys(ENCODER_MODES), v, w),
     "normalize_images": lambda v, w, algo: as_bool(v, w),
     "n_critics": lambda v, w, algo: as_int(v, w, minimum=1),
     "optimizer_class": lambda v, w, algo: _choice(OPTIMIZERS, v, w),

@@ -3,8 +3,8 @@
 ``ReLICPPO("CnnPolicy", env, relic=ReLICConfig(...))`` is the same as
 ``PPO("CnnPolicy", env, policy_kwargs=dict(features_extractor_class=ReLICExtractor,
 features_extractor_kwargs=dict(config=ReLICConfig(...))))`` plus metric logging, and, for
-SAC and TD3 with separate actor and critic encoders, the CURL convention: only the
-critic's encoder is trained with the auxiliary loss. None of SB3's ``train()`` bodies is
+SAC and TD3, the CURL/DrQ encoder layout by default (:mod:`relic_rl.policies`): one encoder
+trained by the critic and auxiliary losses, read detached by the actor. None of SB3's ``train()`` bodies is
 copied: ``train`` calls the parent and then logs.
 """
 
@@ -19,6 +19,12 @@ from torch import nn
 
 from relic_rl.config import ReLICConfig
 from relic_rl.extractor import ReLICExtractor
+from relic_rl.policies import (
+    ReLICSACCnnPolicy,
+    ReLICSACMultiInputPolicy,
+    ReLICTD3CnnPolicy,
+    ReLICTD3MultiInputPolicy,
+)
 
 #: Name fragments of SB3 target networks; their extractors never train and are not logged.
 _TARGET_MARKERS = ("_target",)
@@ -199,13 +205,31 @@ class ReLICDQN(_ReLICMixin, DQN):
 
 
 class ReLICSAC(_ReLICMixin, SAC):
-    """SAC with the ReLIC auxiliary loss; with separate encoders it trains the critic's (CURL)."""
+    """SAC with the ReLIC auxiliary loss.
+
+    ``CnnPolicy`` and ``MultiInputPolicy`` are :mod:`relic_rl.policies`' classes: by default
+    (``policy_kwargs=dict(encoder_mode="critic")``) one encoder trained by the critic and
+    auxiliary losses, read detached by the actor (CURL, DrQ). ``encoder_mode="separate"``
+    (SB3's default layout: the auxiliary loss then trains the critic's encoder only) and
+    ``"shared"`` remain selectable.
+    """
+
+    policy_aliases = {
+        **SAC.policy_aliases,
+        "CnnPolicy": ReLICSACCnnPolicy,
+        "MultiInputPolicy": ReLICSACMultiInputPolicy,
+    }
 
 
 class ReLICTD3(_ReLICMixin, TD3):
-    """TD3 with the ReLIC auxiliary loss; with separate encoders it trains the critic's (CURL)."""
+    """TD3 with the ReLIC auxiliary loss; encoder layouts as for :class:`ReLICSAC`."""
 
     _nature_net_arch = [256, 256]
+    policy_aliases = {
+        **TD3.policy_aliases,
+        "CnnPolicy": ReLICTD3CnnPolicy,
+        "MultiInputPolicy": ReLICTD3MultiInputPolicy,
+    }
 
 
 ALGORITHMS: dict[str, type] = {

@@ -215,7 +215,9 @@ def test_disabled_relic_class_trains_exactly_like_the_plain_algorithm(
         return [p.detach().clone() for p in model.policy.parameters()]
 
     reference = run(make(plain, continuous, kwargs))
-    relic = run(make(relic_cls, continuous, kwargs, relic=ReLICConfig(enabled=False)))
+    # SAC/TD3 in SB3's own encoder layout (their ReLIC default is the CURL/DrQ one).
+    layout = dict(policy_kwargs=dict(encoder_mode="separate")) if plain in (SAC, TD3) else {}
+    relic = run(make(relic_cls, continuous, kwargs, relic=ReLICConfig(enabled=False), **layout))
     assert len(reference) == len(relic)
     for a, b in zip(reference, relic, strict=True):
         assert a.shape == b.shape and torch.equal(a, b)
