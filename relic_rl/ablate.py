@@ -41,7 +41,7 @@ from relic_rl.ablation.runner import (
     run_ablation,
 )
 from relic_rl.ablation.train_args import AblateError
-from relic_rl.cli_types import float_at_least, int_at_least
+from relic_rl.cli_types import UserErrorParser, float_at_least, int_at_least
 from relic_rl.errors import EXIT_USAGE
 
 __all__ = [
@@ -61,16 +61,10 @@ __all__ = [
 # --------------------------------------------------------------------------------------------
 
 
-class _Parser(argparse.ArgumentParser):
-    """Raises AblateError instead of exiting, so that every user error is reported alike."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise AblateError(f"{message}. See `python -m relic_rl.ablate --help`.")
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The ``python -m relic_rl.ablate`` parser; unknown flags are passed on to ``relic_rl.train``."""
-    parser = _Parser(
+    parser = UserErrorParser(
+        error_class=AblateError,
         prog="python -m relic_rl.ablate",
         allow_abbrev=False,  # --seed must reach train's check, not match --seeds
         formatter_class=argparse.RawDescriptionHelpFormatter,

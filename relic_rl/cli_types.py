@@ -1,10 +1,31 @@
-"""Argparse value types shared by the command-line tools (train, evaluate, ablate, report)."""
+"""Argparse helpers shared by the command-line tools (train, evaluate, ablate, report): the
+parser class that reports mistakes as user errors, and value types."""
 
 from __future__ import annotations
 
 import argparse
 import math
 from collections.abc import Callable
+from typing import Any, NoReturn
+
+from relic_rl.errors import UserError
+
+
+class UserErrorParser(argparse.ArgumentParser):
+    """An ArgumentParser that raises ``error_class`` (a :class:`UserError`) instead of printing
+    usage and exiting, so that each CLI's ``main`` reports every mistake the same way (one
+    paragraph, its exit code) and tests can parse in-process.
+
+    :param error_class: the :class:`UserError` subclass to raise.
+    """
+
+    def __init__(self, *args: Any, error_class: type[UserError] = UserError, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.error_class = error_class
+
+    def error(self, message: str) -> NoReturn:
+        command = self.prog if self.prog.startswith("python") else f"python -m {self.prog}"
+        raise self.error_class(f"{message}. See `{command} --help`.")
 
 
 def int_at_least(minimum: int) -> Callable[[str], int]:

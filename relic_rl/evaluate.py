@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import numpy as np
 import torch
@@ -23,7 +23,7 @@ from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from relic_rl.algorithms import ALGORITHMS
-from relic_rl.cli_types import int_at_least
+from relic_rl.cli_types import UserErrorParser, int_at_least
 from relic_rl.runs import (
     CHECKPOINT_DIR,
     DEVICE_CHOICES,
@@ -45,16 +45,10 @@ VIDEO_HINT = 'Install the video extras: pip install "relic-rl[video]" (imageio a
 MAX_VIDEO_STEPS = 10_000
 
 
-class _Parser(argparse.ArgumentParser):
-    """Raises :class:`UsageError` instead of exiting (see :mod:`relic_rl.train`)."""
-
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{message}. See `python -m {self.prog} --help`.")
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The ``python -m relic_rl.evaluate`` parser."""
-    parser = _Parser(
+    parser = UserErrorParser(
+        error_class=UsageError,
         prog="relic_rl.evaluate",
         description=(
             "Evaluate a trained run: rebuild its env from config.yaml, load the final model (or a "

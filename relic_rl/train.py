@@ -30,7 +30,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, NoReturn, TextIO
+from typing import Any, TextIO
 
 import gymnasium as gym
 import torch
@@ -65,7 +65,7 @@ from relic_rl.callbacks import (
     print_line,
     save_model_atomically,
 )
-from relic_rl.cli_types import float_at_least, int_at_least
+from relic_rl.cli_types import UserErrorParser, float_at_least, int_at_least
 from relic_rl.environments import (
     EnvCreationError,
     EnvPreset,
@@ -120,17 +120,12 @@ USER_ERRORS: tuple[type[UserError], ...] = (UserError,)
 
 
 # ----------------------------------------------------------------------------- parser
-class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser that raises :class:`UsageError` instead of exiting, so that
-    :func:`main` reports every mistake the same way (and tests can call it in-process)."""
-
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{message}. See `python -m {self.prog} --help`.")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``python -m relic_rl.train`` parser. Preset-driven flags default to None (= the preset's value)."""
-    parser = _Parser(
+    parser = UserErrorParser(
+        error_class=UsageError,
         prog="relic_rl.train",
         description=(
             "Train an SB3 pixel agent with the ReLIC auxiliary loss (or without it: --aux none).\n"

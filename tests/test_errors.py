@@ -21,3 +21,25 @@ def test_every_user_error_is_a_user_error_and_still_a_value_error(error: type[Ex
     assert issubclass(error, UserError) and issubclass(error, ValueError)
     assert isinstance(error("x"), USER_ERRORS)
     assert error.exit_code == EXIT_USAGE == 2  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("module", "error", "command"),
+    [
+        ("relic_rl.train", UsageError, "python -m relic_rl.train --help"),
+        ("relic_rl.evaluate", UsageError, "python -m relic_rl.evaluate --help"),
+        ("relic_rl.ablate", AblateError, "python -m relic_rl.ablate --help"),
+    ],
+)
+def test_each_cli_parser_raises_its_user_error_naming_its_help(
+    module: str, error: type[UserError], command: str
+) -> None:
+    import importlib
+
+    from relic_rl.cli_types import UserErrorParser
+
+    parser = importlib.import_module(module).build_parser()
+    assert isinstance(parser, UserErrorParser)
+    with pytest.raises(error, match=f"See `{command}`") as caught:
+        parser.parse_args(["--no-such-flag"])
+    assert caught.value.exit_code == EXIT_USAGE
