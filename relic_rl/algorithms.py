@@ -147,20 +147,23 @@ class _ReLICMixin:
 
     #: net_arch SB3's CnnPolicy uses after NatureCNN for this algorithm (None: SB3's default).
     _nature_net_arch: list[int] | None = None
+    #: Policy names that get the ReLIC extractor; the first is the image policy (CnnPolicy).
+    _relic_policies: tuple[str, ...] = ("CnnPolicy", "MultiInputPolicy")
 
     def __init__(self, policy: Any = "CnnPolicy", env: Any = None, *args: Any, **kwargs: Any) -> None:
         relic = kwargs.pop("relic", None)
         # SB3's load() re-creates the model with the policy class and its saved kwargs.
-        if kwargs.get("_init_setup_model", True) and policy in ("CnnPolicy", "MultiInputPolicy"):
+        if kwargs.get("_init_setup_model", True) and policy in self._relic_policies:
             policy_kwargs = relic_policy_kwargs(kwargs.get("policy_kwargs"), relic)
-            if policy == "CnnPolicy" and self._nature_net_arch is not None:
+            if policy == self._relic_policies[0] and self._nature_net_arch is not None:
                 # SB3 drops the MLP after NatureCNN only when it sees NatureCNN itself; keep
                 # its CnnPolicy architecture for the ReLIC encoder too.
                 policy_kwargs.setdefault("net_arch", list(self._nature_net_arch))
             kwargs["policy_kwargs"] = policy_kwargs
         elif relic is not None:
             raise ValueError(
-                f"relic=... only applies to policy='CnnPolicy' or 'MultiInputPolicy' (got {policy!r}); pass "
+                f"relic=... only applies to policy={' or '.join(map(repr, self._relic_policies))} "
+                f"(got {policy!r}); pass "
                 "the config through "
                 "policy_kwargs=dict(features_extractor_class=ReLICExtractor, "
                 "features_extractor_kwargs=dict(config=...)) instead."

@@ -302,6 +302,9 @@ class ReLICExtractor(NatureCNN):
         self.augmentation = make_augmentation(config.augmentation)
         #: Update passes seen (for ``aux_every``); unlike the metrics, never reset.
         self._passes = 0
+        #: Rows of the next update batches that may enter the auxiliary loss ([B] bool), or None
+        #: for all; set by algorithms whose batches hold padding (RecurrentPPO's sequences).
+        self.aux_rows: torch.Tensor | None = None
         self._reset_metrics()
         self.critic: nn.Module | None = None
         self.target_encoder: nn.Module | None = None
@@ -408,7 +411,12 @@ class ReLICExtractor(NatureCNN):
         if cfg.aux_every > 1 and (self._passes - 1) % cfg.aux_every:
             return self.encoder(observations)
         batch = observations.shape[0] if cfg.aux_batch_size is None else cfg.aux_batch_size
-        aux_obs = observations[:batch]
+        # Padded rows (all-zero images) would be identical negatives: only real rows are used.
+        rows = self.aux_rows
+        index = None
+        if rows is not None and rows.shape[0] == observations.shape[0]:
+            index = rows.to(observations.device).nonzero().squeeze(1)[:batch]
+        aux_obs = observations[:batch] if index is None else observations[index]
         batch = aux_obs.shape[0]
         if batch < 2:
             # InfoNCE needs negatives; count the skip so the metrics show it.
@@ -422,7 +430,8 @@ class ReLICExtractor(NatureCNN):
         # guarantees it with clean_view; an overridden augment is checked.
         default_clean = cfg.clean_view and type(self).augment is ReLICExtractor.augment
         if default_clean or torch.equal(views[0], aux_obs):
-            encoded = torch.cat([features[:batch], _per_view(self.encoder, views[1:])])
+            clean = features[:batch] if index is None else features[index]
+            encoded = torch.cat([clean, _per_view(self.encoder, views[1:])])
         else:
             encoded = _per_view(self.encoder, views)
         online = self.critic(encoded).view(views.shape[0], batch, -1)
