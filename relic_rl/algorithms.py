@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from stable_baselines3 import A2C, DQN, PPO, SAC, TD3
 from stable_baselines3.common.logger import Logger
 from torch import nn
@@ -24,6 +23,7 @@ from relic_rl.policies import (
     ReLICSACMultiInputPolicy,
     ReLICTD3CnnPolicy,
     ReLICTD3MultiInputPolicy,
+    is_actor_loss_call,
 )
 
 #: Name fragments of SB3 target networks; their extractors never train and are not logged.
@@ -109,8 +109,7 @@ def _skip_aux_for_actor_loss(critic: nn.Module) -> None:
 def _actor_call_pre_hook(critic: nn.Module, args: tuple[Any, ...]) -> None:
     """Before a critic call on actions with gradient (the actor loss): aux off, saved state kept."""
     extractor = critic.features_extractor
-    actions = args[1] if len(args) > 1 else None
-    if isinstance(actions, torch.Tensor) and actions.requires_grad and isinstance(extractor, ReLICExtractor):
+    if is_actor_loss_call(args) and isinstance(extractor, ReLICExtractor):
         critic._relic_saved_aux = extractor.aux_enabled  # type: ignore[assignment]
         extractor.aux_enabled = False
 

@@ -19,7 +19,7 @@ critic optimizer step. ``encoder_mode="separate"`` and ``"shared"`` are SB3's tw
 The actor keeps the encoder as a plain attribute, not a submodule: its parameters, its
 optimizer and its Polyak update (TD3's target actor) leave the encoder out, and the policy's
 state dict holds the encoder once, under ``critic.features_extractor``. With plain SB3
-(``SAC("...", policy=ReLICSACCnnPolicy)``) or a saved model loaded by ``SAC.load``, the policy
+(``SAC(ReLICSACCnnPolicy, env, ...)``) or a saved model loaded by ``SAC.load``, the policy
 class (it is saved with the model) and its ``encoder_mode`` keep the regime.
 """
 
@@ -102,6 +102,13 @@ def _lend_encoder(actor: nn.Module) -> None:
     actor.__dict__["features_extractor"] = extractor
 
 
+def is_actor_loss_call(args: tuple[Any, ...]) -> bool:
+    """Whether a critic's ``forward(obs, actions)`` arguments are SAC's actor-loss call: the
+    actions carry gradient (the actor's), where the critic loss uses replay actions."""
+    actions = args[1] if len(args) > 1 else None
+    return isinstance(actions, torch.Tensor) and actions.requires_grad
+
+
 def _actor_call_pre_hook(critic: nn.Module, args: tuple[Any, ...]) -> None:
     """Before a critic call on actions with gradient (SAC's actor loss): features detached.
 
@@ -111,8 +118,7 @@ def _actor_call_pre_hook(critic: nn.Module, args: tuple[Any, ...]) -> None:
     gradient while ``share_features_extractor`` is True. Module-level functions, so that
     deep copies and pickles of the policy keep working.
     """
-    actions = args[1] if len(args) > 1 else None
-    if isinstance(actions, torch.Tensor) and actions.requires_grad:
+    if is_actor_loss_call(args):
         critic.__dict__["_relic_saved_share"] = critic.share_features_extractor
         critic.share_features_extractor = True  # type: ignore[assignment]
 

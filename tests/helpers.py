@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecTransposeImage
 
 from tests.fake_pixel_env import FakePixelEnv
@@ -25,3 +27,33 @@ BOX2D_MODULES = (
     "relic_rl.environments.fast_carracing",
     "Box2D",
 )
+
+
+def metric_totals(extractor: Any, keys: tuple[str, ...] = ("aux_updates", "ema_updates")) -> dict[str, float]:
+    """Running sums of ``keys`` over every ``pop_metrics()`` of ``extractor`` from now on
+    (the ReLIC algorithm classes pop the metrics after every ``train()``)."""
+    totals = dict.fromkeys(keys, 0.0)
+    original = extractor.pop_metrics
+
+    def pop() -> dict[str, float]:
+        metrics = original()
+        for key in totals:
+            totals[key] += metrics[key]
+        return metrics
+
+    extractor.pop_metrics = pop
+    return totals
+
+
+def aux_batch_sizes(extractor: Any, hook: str = "aux_loss") -> list[int]:
+    """The batch size (``online.shape[1]``) of every call of ``extractor``'s loss ``hook``
+    (``aux_loss`` or ``relic_loss``) from now on."""
+    sizes: list[int] = []
+    original = getattr(extractor, hook)
+
+    def recording(online: Any, target: Any) -> Any:
+        sizes.append(online.shape[1])
+        return original(online, target)
+
+    setattr(extractor, hook, recording)
+    return sizes

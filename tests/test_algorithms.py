@@ -25,7 +25,7 @@ from relic_rl import (
     ReLICTD3,
 )
 from relic_rl.algorithms import relic_extractors
-from tests.helpers import image_vec_env
+from tests.helpers import aux_batch_sizes, image_vec_env, metric_totals
 
 OFF_POLICY = dict(buffer_size=300, learning_starts=40, batch_size=16, train_freq=4)
 CASES: list[tuple[type[BaseAlgorithm], bool, dict[str, Any]]] = [
@@ -79,18 +79,9 @@ def test_sac_td3_train_the_critic_encoder_or_the_shared_one(algo: type[BaseAlgor
     actor_extractor = policy.actor.features_extractor
     assert (critic_extractor is actor_extractor) == share
     before = [p.detach().clone() for p in critic_extractor.encoder.parameters()]
-    totals = {"aux_updates": 0.0, "ema_updates": 0.0}
-    original_pop = critic_extractor.pop_metrics
-
-    def pop() -> dict[str, float]:  # ReLICSAC/TD3 read the metrics after every train()
-        metrics = original_pop()
-        for key in totals:
-            totals[key] += metrics[key]
-        return metrics
-
-    critic_extractor.pop_metrics = pop  # type: ignore[method-assign]
+    totals = metric_totals(critic_extractor)
     model.learn(total_timesteps=120)
-    pop()
+    critic_extractor.pop_metrics()
     assert totals["aux_updates"] > 0 and totals["ema_updates"] > 0
     assert any(
         not torch.equal(a, b) for a, b in zip(before, critic_extractor.encoder.parameters(), strict=True)
@@ -227,14 +218,7 @@ def test_sac_computes_the_aux_loss_once_per_gradient_step() -> None:
     model = make(ReLICSAC, True, dict(OFF_POLICY, learning_starts=10_000))
     model.learn(total_timesteps=30)
     extractor = model.policy.critic.features_extractor
-    calls: list[int] = []
-    original = extractor.relic_loss
-
-    def counting(online: torch.Tensor, target: torch.Tensor) -> Any:
-        calls.append(online.shape[1])
-        return original(online, target)
-
-    extractor.relic_loss = counting  # type: ignore[method-assign]
+    calls = aux_batch_sizes(extractor, "relic_loss")
     model.train(gradient_steps=3, batch_size=16)
     assert calls == [16, 16, 16]
 

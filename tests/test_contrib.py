@@ -11,7 +11,7 @@ pytest.importorskip("sb3_contrib")
 
 from relic_rl import ReLICConfig, ReLICExtractor
 from relic_rl.contrib import ReLICRecurrentPPO
-from tests.helpers import image_vec_env
+from tests.helpers import aux_batch_sizes, image_vec_env
 
 
 def _model(**kwargs: Any) -> ReLICRecurrentPPO:
@@ -55,14 +55,7 @@ def test_aux_rows_select_the_rows_of_the_auxiliary_loss() -> None:
     (extractor,) = {id(e): e for e in model.policy.modules() if isinstance(e, ReLICExtractor)}.values()
     obs = torch.rand(6, *model.observation_space.shape)
     extractor.train()
-    sizes: list[int] = []
-    original = extractor.aux_loss
-
-    def recording(online: torch.Tensor, target: torch.Tensor) -> Any:
-        sizes.append(online.shape[1])
-        return original(online, target)
-
-    extractor.aux_loss = recording  # type: ignore[method-assign]
+    sizes = aux_batch_sizes(extractor)
     extractor(obs)
     extractor.aux_rows = torch.tensor([True, False, True, True, False, False])
     extractor(obs)

@@ -20,7 +20,7 @@ from relic_rl.policies import (
     ReLICTD3CnnPolicy,
     resolve_encoder_mode,
 )
-from tests.helpers import image_vec_env
+from tests.helpers import image_vec_env, metric_totals
 
 CONFIG = ReLICConfig(augmentation="identity", aux_weight=2.0, n_views=2)
 
@@ -53,21 +53,6 @@ def _record_grads_at_steps(model: BaseAlgorithm) -> dict[str, list[list[torch.Te
 
         optimizer.register_step_pre_hook(record)
     return seen
-
-
-def _metric_totals(extractor: ReLICExtractor) -> dict[str, float]:
-    """Running sums of the extractor's metrics (ReLICSAC/TD3 pop them after every train())."""
-    totals: dict[str, float] = {"aux_updates": 0.0, "ema_updates": 0.0}
-    original = extractor.pop_metrics
-
-    def pop() -> dict[str, float]:
-        metrics = original()
-        for key in totals:
-            totals[key] += metrics[key]
-        return metrics
-
-    extractor.pop_metrics = pop  # type: ignore[method-assign]
-    return totals
 
 
 @pytest.mark.parametrize("cls", [ReLICSAC, ReLICTD3])
@@ -107,7 +92,7 @@ def test_td3_encoder_gradient_is_critic_loss_plus_aux_and_the_actor_loss_adds_no
 
     model.replay_buffer.sample = recording_sample  # type: ignore[method-assign]
     grads = _record_grads_at_steps(model)
-    totals = _metric_totals(model.policy.critic.features_extractor)
+    totals = metric_totals(model.policy.critic.features_extractor)
     model.train(gradient_steps=1, batch_size=8)
     (batch,) = batches
     (at_critic,) = grads["critic"]
@@ -154,7 +139,7 @@ def test_the_actor_loss_leaves_the_encoder_alone_and_the_ema_moves_once_per_crit
     model = _model(cls, **({"policy_delay": 1} if cls is ReLICTD3 else {}))
     model.learn(40)
     grads = _record_grads_at_steps(model)
-    totals = _metric_totals(model.policy.critic.features_extractor)
+    totals = metric_totals(model.policy.critic.features_extractor)
     model.train(gradient_steps=3, batch_size=8)
     assert len(grads["critic"]) == len(grads["actor"]) == 3
     for at_critic, at_actor in zip(grads["critic"], grads["actor"], strict=True):
