@@ -355,3 +355,14 @@ def test_frame_skip_round_trips_and_is_absent_when_unset() -> None:
     tuned = parse_agent_config("ppo", {"frame_skip": 4}, "w")
     assert tuned.frame_skip == 4 and parse_agent_config("ppo", tuned.to_dict(), "w") == tuned
     assert "frame_skip" not in parse_agent_config("ppo", {}, "w").to_dict()
+
+
+def test_encoder_mode_is_a_sac_td3_policy_kwarg_with_its_choices() -> None:
+    from relic_rl.agent_config import parse_policy_kwargs
+
+    for algo in ("sac", "td3"):
+        assert parse_policy_kwargs({"encoder_mode": "Separate"}, "p", algo) == {"encoder_mode": "separate"}
+        with pytest.raises(PresetError, match=r"p\.encoder_mode: expected one of critic, separate, shared"):
+            parse_policy_kwargs({"encoder_mode": "actor"}, "p", algo)
+    with pytest.raises(PresetError, match="unknown key 'encoder_mode' for the ppo CnnPolicy"):
+        parse_policy_kwargs({"encoder_mode": "critic"}, "p", "ppo")
