@@ -39,7 +39,7 @@ from stable_baselines3.common.noise import ActionNoise, NormalActionNoise, Ornst
 from stable_baselines3.common.utils import ConstantSchedule, LinearSchedule
 from torch import nn, optim
 
-from relic_rl.algorithms import ALGORITHMS
+from relic_rl.algorithms import ALGORITHM_INFO, ALGORITHMS
 from relic_rl.config import ReLICConfig
 from relic_rl.policies import ENCODER_MODES
 from relic_rl.presets import PresetError, as_number, dataclass_from_dict, load_yaml, presets_dir
@@ -102,7 +102,6 @@ AGENT_KEYS = (
     "frame_skip",
 )
 
-SUPPORTED_POLICIES = ("CnnPolicy",)
 
 #: Value ranges of algorithm arguments, checked before training starts (SB3 accepts e.g.
 #: ``gamma=1.5`` and the run diverges minutes later): name -> (low, high, low included,
@@ -369,7 +368,7 @@ def _int_list(value: Any, where: str) -> list[int]:
 def _net_arch(value: Any, where: str, algo: str) -> NetArch:
     """``[64, 64]`` (shared or single network), or ``{pi: [...], vf: [...]}`` / ``{pi, qf}``."""
     if isinstance(value, Mapping):
-        heads = {"ppo": ("pi", "vf"), "a2c": ("pi", "vf"), "sac": ("pi", "qf"), "td3": ("pi", "qf")}.get(algo)
+        heads = ALGORITHM_INFO[algo].heads
         if heads is None:
             raise PresetError(f"{where}: {algo} takes a list of layer sizes, e.g. [256], not a mapping.")
         data = as_mapping(value, where)
@@ -398,6 +397,11 @@ _POLICY_KWARGS: dict[str, Callable[[Any, str, str], Any]] = {
     "encoder_mode": lambda v, w, algo: _choice(dict.fromkeys(ENCODER_MODES), v, w),
     "normalize_images": lambda v, w, algo: as_bool(v, w),
     "n_critics": lambda v, w, algo: as_int(v, w, minimum=1),
+    "n_quantiles": lambda v, w, algo: as_int(v, w, minimum=1),
+    "lstm_hidden_size": lambda v, w, algo: as_int(v, w, minimum=1),
+    "n_lstm_layers": lambda v, w, algo: as_int(v, w, minimum=1),
+    "shared_lstm": lambda v, w, algo: as_bool(v, w),
+    "enable_critic_lstm": lambda v, w, algo: as_bool(v, w),
     "optimizer_class": lambda v, w, algo: _choice(OPTIMIZERS, v, w),
     "optimizer_kwargs": lambda v, w, algo: _plain(as_mapping(v, w), w),
     "features_extractor_kwargs": lambda v, w, algo: _extractor_kwargs(v, w),
@@ -420,8 +424,8 @@ def _extractor_kwargs(value: Any, where: str) -> dict[str, Any]:
 
 
 def policy_class(algo: str) -> type:
-    """The SB3 CnnPolicy class of ``algo``."""
-    policy: type = ALGORITHMS[algo].policy_aliases["CnnPolicy"]  # type: ignore[attr-defined]
+    """The image policy class of ``algo`` (SB3's CnnPolicy, RecurrentPPO's CnnLstmPolicy)."""
+    policy: type = ALGORITHMS[algo].policy_aliases[ALGORITHM_INFO[algo].image_policy]  # type: ignore[attr-defined]
     return policy
 
 
@@ -442,7 +446,7 @@ def parse_policy_kwargs(value: Any, where: str, algo: str) -> dict[str, Any]:
                 f"{where}.{key} cannot be set in policy_kwargs: {_RESERVED_POLICY_KWARGS[key]}."
             )
     valid = valid_policy_kwargs(algo)
-    _check_keys(data, valid, where, f"the {algo} CnnPolicy")
+    _check_keys(data, valid, where, f"the {algo} {ALGORITHM_INFO[algo].image_policy}")
     return {k: _POLICY_KWARGS[k](v, f"{where}.{k}", algo) for k, v in data.items()}
 
 
@@ -542,10 +546,11 @@ def _algo_kwarg_to_plain(value: Any) -> Any:
 class AgentConfig:
     """One resolved, validated preset block for one algorithm.
 
-    :param algo: ``ppo``, ``a2c``, ``dqn``, ``sac`` or ``td3``.
+    :param algo: a name of :data:`relic_rl.algorithms.ALGORITHMS` (``ppo``, ``sac``, ``qrdqn``, ...).
     :param n_envs: number of parallel training envs.
     :param n_timesteps: training budget in env steps (summed over envs).
-    :param policy: SB3 policy alias; relic-rl supports ``CnnPolicy``.
+    :param policy: policy alias: the algorithm's image policy (``CnnPolicy``; ``CnnLstmPolicy``
+        for ``ppo_lstm``).
     :param normalize: VecNormalize settings, or None for no normalisation.
     :param policy_kwargs: typed policy keyword arguments (plain data, see :func:`parse_policy_kwargs`).
     :param relic: the ReLIC auxiliary loss settings.
@@ -650,11 +655,12 @@ def parse_agent_config(algo: str, block: Mapping[str, Any], where: str) -> Agent
     hyperparams = {
         k: _algo_kwarg(k, v, defaults[k], f"{where}.{k}") for k, v in data.items() if k not in AGENT_KEYS
     }
-    policy = data.get("policy", "CnnPolicy")
-    if policy not in SUPPORTED_POLICIES:
+    image_policy = ALGORITHM_INFO[algo].image_policy
+    policy = data.get("policy", image_policy)
+    if policy != image_policy:
         raise PresetError(
-            f"{where}.policy: relic-rl trains pixel agents with CnnPolicy (the ReLIC extractor replaces "
-            f"NatureCNN), got {_short(policy)}."
+            f"{where}.policy: relic-rl trains pixel agents with {algo}'s {image_policy} (the ReLIC extractor "
+            f"replaces NatureCNN), got {_short(policy)}. Set policy: {image_policy}, or leave it out."
         )
     relic_block = data.get("relic") or {}
     relic = dataclass_from_dict(ReLICConfig, as_mapping(relic_block, f"{where}.relic"), f"{where}.relic")

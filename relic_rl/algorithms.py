@@ -10,6 +10,9 @@ copied: ``train`` calls the parent and then logs.
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from stable_baselines3 import A2C, DQN, PPO, SAC, TD3
@@ -17,6 +20,7 @@ from stable_baselines3.common.logger import Logger
 from torch import nn
 
 from relic_rl.config import ReLICConfig
+from relic_rl.errors import UserError
 from relic_rl.extractor import ReLICExtractor
 from relic_rl.policies import (
     ReLICSACCnnPolicy,
@@ -234,13 +238,88 @@ class ReLICTD3(_ReLICMixin, TD3):
     }
 
 
-ALGORITHMS: dict[str, type] = {
-    "ppo": ReLICPPO,
-    "a2c": ReLICA2C,
-    "dqn": ReLICDQN,
-    "sac": ReLICSAC,
-    "td3": ReLICTD3,
+@dataclass(frozen=True)
+class AlgorithmInfo:
+    """What relic-rl needs to know about an algorithm of :data:`ALGORITHMS`.
+
+    :param path: ``module:Class`` of the ReLIC algorithm class, imported on first use (the
+        sb3-contrib ones need the ``contrib`` extra).
+    :param image_policy: the policy alias presets use (SB3's ``CnnPolicy``, RecurrentPPO's
+        ``CnnLstmPolicy``).
+    :param on_policy: collects rollouts of ``n_envs x n_steps`` and then updates.
+    :param actions: the action spaces it acts in: ``any``, ``discrete`` or ``box``.
+    :param heads: the keys of a ``net_arch`` mapping (``pi``/``vf``, ``pi``/``qf``), or
+        None when ``net_arch`` is a list.
+    :param extra: the pip extra that provides it, or None.
+    """
+
+    path: str
+    image_policy: str = "CnnPolicy"
+    on_policy: bool = False
+    actions: str = "any"
+    heads: tuple[str, ...] | None = None
+    extra: str | None = None
+
+
+#: The algorithms of ``--algo``, by name (rl-zoo3's names).
+ALGORITHM_INFO: dict[str, AlgorithmInfo] = {
+    "ppo": AlgorithmInfo(f"{__name__}:ReLICPPO", on_policy=True, heads=("pi", "vf")),
+    "a2c": AlgorithmInfo(f"{__name__}:ReLICA2C", on_policy=True, heads=("pi", "vf")),
+    "dqn": AlgorithmInfo(f"{__name__}:ReLICDQN", actions="discrete"),
+    "sac": AlgorithmInfo(f"{__name__}:ReLICSAC", actions="box", heads=("pi", "qf")),
+    "td3": AlgorithmInfo(f"{__name__}:ReLICTD3", actions="box", heads=("pi", "qf")),
+    "qrdqn": AlgorithmInfo("relic_rl.contrib:ReLICQRDQN", actions="discrete", extra="contrib"),
+    "tqc": AlgorithmInfo("relic_rl.contrib:ReLICTQC", actions="box", heads=("pi", "qf"), extra="contrib"),
+    "ppo_lstm": AlgorithmInfo(
+        "relic_rl.contrib:ReLICRecurrentPPO",
+        image_policy="CnnLstmPolicy",
+        on_policy=True,
+        heads=("pi", "vf"),
+        extra="contrib",
+    ),
 }
+
+
+class MissingExtraError(UserError, ImportError):
+    """An algorithm whose package is not installed; the message names the pip extra."""
+
+
+class _AlgorithmTable(Mapping[str, type]):
+    """``name -> ReLIC algorithm class`` over :data:`ALGORITHM_INFO`, importing on first use.
+
+    Every name is listed (and ``in``) whether or not its package is installed, so that the
+    CLIs and presets know them; looking one up without its package raises
+    :class:`MissingExtraError`, which says what to install.
+    """
+
+    def __getitem__(self, name: str) -> type:
+        info = ALGORITHM_INFO[name]
+        module_name, class_name = info.path.split(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as e:
+            raise MissingExtraError(
+                f"--algo {name} needs the {info.extra or module_name} package, which is not installed "
+                f'({e}). Install it with: pip install "relic-rl[{info.extra or "all"}]".'
+            ) from None
+        cls: type = getattr(module, class_name)
+        return cls
+
+    def __contains__(self, name: object) -> bool:
+        return name in ALGORITHM_INFO
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(ALGORITHM_INFO)
+
+    def __len__(self) -> int:
+        return len(ALGORITHM_INFO)
+
+    def __repr__(self) -> str:
+        return f"ALGORITHMS({', '.join(ALGORITHM_INFO)})"
+
+
+#: ``--algo`` name -> ReLIC algorithm class (the sb3-contrib ones imported on first use).
+ALGORITHMS: Mapping[str, type] = _AlgorithmTable()
 
 
 def __getattr__(name: str) -> Any:

@@ -1,5 +1,18 @@
 """ReLIC for sb3-contrib algorithms (``pip install "relic-rl[contrib]"``).
 
+Each class is the sb3-contrib algorithm with the ReLIC extractor as the default of its image
+policies (``relic=ReLICConfig(...)``, as for :mod:`relic_rl.algorithms`); the ride-along stays
+exact because none of their ``train()`` bodies is changed. Where an algorithm's update needs
+more than that:
+
+* :class:`ReLICTQC`: the CURL/DrQ encoder layout of :class:`~relic_rl.algorithms.ReLICSAC`
+  (``encoder_mode``, default ``critic``; TQC's actor and critics are SAC's).
+* :class:`ReLICTRPO`: TRPO updates the policy by a natural-gradient step (conjugate gradient
+  on Hessian-vector products of the KL), not by an optimizer, and removes the value step's
+  gradient from every parameter the policy uses. An auxiliary gradient inside the natural
+  gradient is not what TRPO's trust region bounds, so the auxiliary loss rides on the value
+  step only, on the value function's own encoder: ``share_features_extractor=False`` (the
+  default here; a shared encoder is refused), and the policy encoder's auxiliary loss is off.
 * :class:`ReLICRecurrentPPO`: RecurrentPPO pads its minibatch sequences to one length with
   all-zero observations. Those rows are masked out of RecurrentPPO's own losses; here they
   are also kept out of the auxiliary loss (they would add identical all-zero images to the
@@ -12,12 +25,22 @@ from __future__ import annotations
 from collections.abc import Generator, Iterator
 from typing import Any
 
-from sb3_contrib import RecurrentPPO
+from sb3_contrib import QRDQN, TQC, TRPO, MaskablePPO, RecurrentPPO
+from sb3_contrib.tqc import policies as tqc_policies
 
 from relic_rl.algorithms import _ReLICMixin, relic_extractors
 from relic_rl.extractor import ReLICExtractor
+from relic_rl.policies import _advertise_encoder_mode, _CriticEncoderMixin, _DetachedFeatures
 
-__all__ = ["ReLICRecurrentPPO"]
+__all__ = [
+    "ReLICMaskablePPO",
+    "ReLICQRDQN",
+    "ReLICRecurrentPPO",
+    "ReLICTQC",
+    "ReLICTQCCnnPolicy",
+    "ReLICTQCMultiInputPolicy",
+    "ReLICTRPO",
+]
 
 
 def _masked_batches(samples: Iterator[Any], extractors: list[ReLICExtractor]) -> Generator[Any, None, None]:
@@ -50,3 +73,76 @@ class ReLICRecurrentPPO(_ReLICMixin, RecurrentPPO):
             super().train()
         finally:
             del buffer.get
+
+
+class ReLICQRDQN(_ReLICMixin, QRDQN):
+    """QR-DQN with the ReLIC auxiliary loss (``relic=ReLICConfig(...)``)."""
+
+    _nature_net_arch = []
+
+
+class DetachedTQCActor(_DetachedFeatures, tqc_policies.Actor):
+    """sb3-contrib's TQC actor reading the critic's encoder detached."""
+
+
+class ReLICTQCCnnPolicy(_CriticEncoderMixin, tqc_policies.CnnPolicy):
+    """sb3-contrib's TQC ``CnnPolicy`` with ``encoder_mode`` (default ``critic``, see
+    :mod:`relic_rl.policies`)."""
+
+    _detached_actor = DetachedTQCActor
+
+
+class ReLICTQCMultiInputPolicy(_CriticEncoderMixin, tqc_policies.MultiInputPolicy):
+    """sb3-contrib's TQC ``MultiInputPolicy`` with ``encoder_mode`` (default ``critic``)."""
+
+    _detached_actor = DetachedTQCActor
+
+
+for _cls in (ReLICTQCCnnPolicy, ReLICTQCMultiInputPolicy):
+    _advertise_encoder_mode(_cls)
+
+
+class ReLICTQC(_ReLICMixin, TQC):
+    """TQC with the ReLIC auxiliary loss; encoder layouts as for
+    :class:`~relic_rl.algorithms.ReLICSAC` (``policy_kwargs=dict(encoder_mode=...)``)."""
+
+    policy_aliases = {
+        **TQC.policy_aliases,
+        "CnnPolicy": ReLICTQCCnnPolicy,
+        "MultiInputPolicy": ReLICTQCMultiInputPolicy,
+    }
+
+
+class ReLICTRPO(_ReLICMixin, TRPO):
+    """TRPO with the ReLIC auxiliary loss on the value step (see the module docstring).
+
+    :raises ValueError: for ``policy_kwargs=dict(share_features_extractor=True)``.
+    """
+
+    _nature_net_arch = []
+
+    def __init__(self, policy: Any = "CnnPolicy", env: Any = None, *args: Any, **kwargs: Any) -> None:
+        if kwargs.get("_init_setup_model", True) and policy in self._relic_policies:
+            policy_kwargs = dict(kwargs.get("policy_kwargs") or {})
+            if policy_kwargs.setdefault("share_features_extractor", False):
+                raise ValueError(
+                    "ReLICTRPO needs policy_kwargs=dict(share_features_extractor=False): TRPO updates a "
+                    "shared encoder by its natural-gradient policy step only (it drops the value step's "
+                    "gradient there), where an auxiliary gradient does not belong. With separate "
+                    "encoders the auxiliary loss trains the value function's encoder; or use ReLICPPO."
+                )
+            kwargs["policy_kwargs"] = policy_kwargs
+        super().__init__(policy, env, *args, **kwargs)
+
+    def _setup_model(self) -> None:
+        super()._setup_model()
+        extractor = getattr(self.policy, "pi_features_extractor", None)
+        if isinstance(extractor, ReLICExtractor) and extractor is not self.policy.vf_features_extractor:
+            extractor.aux_enabled = False
+
+
+class ReLICMaskablePPO(_ReLICMixin, MaskablePPO):
+    """MaskablePPO with the ReLIC auxiliary loss (``relic=ReLICConfig(...)``); the envs must
+    provide ``action_masks()`` as for MaskablePPO itself."""
+
+    _nature_net_arch = []

@@ -330,9 +330,18 @@ def record_video(
         fps = float(metadata.get("render_fps") or 30) / max(1, config.env_preset.frame_skip)
         obs = env.reset()
         frames.append(np.asarray(env.get_images()[0]))
+        # Recurrent policies (ppo_lstm) carry their state from step to step, as in evaluate_policy.
+        state: Any = None
+        episode_start = np.ones((1,), dtype=bool)
         for _ in range(MAX_VIDEO_STEPS):
-            action, _state = model.predict(obs, deterministic=deterministic)  # type: ignore[arg-type]
+            action, state = model.predict(
+                obs,  # type: ignore[arg-type]
+                state=state,
+                episode_start=episode_start,
+                deterministic=deterministic,
+            )
             obs, _reward, done, infos = env.step(action)
+            episode_start = done
             if done[0]:
                 # The VecEnv has already reset: the frame on screen belongs to the next episode.
                 episode = infos[0].get("episode")

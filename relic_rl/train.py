@@ -51,7 +51,7 @@ from relic_rl.agent_config import (
     parse_assignments,
     select_preset,
 )
-from relic_rl.algorithms import ALGORITHMS
+from relic_rl.algorithms import ALGORITHM_INFO, ALGORITHMS
 from relic_rl.callbacks import (
     CheckpointCallback,
     EvaluationCallback,
@@ -499,7 +499,7 @@ def check_budget(algo: str, agent: AgentConfig) -> None:
 
 
 #: Algorithms that collect rollouts of ``n_envs x n_steps`` and then update.
-ON_POLICY = ("ppo", "a2c")
+ON_POLICY = tuple(name for name, info in ALGORITHM_INFO.items() if info.on_policy)
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -534,25 +534,33 @@ def check_action_space(config: RunConfig, action_space: spaces.Space[Any]) -> No
     """Raise UsageError, with the fix, when ``config.algo`` cannot act in ``action_space``."""
     algo, env_id = config.algo, config.env_id
     carracing = config.env_preset.family == "carracing"
-    if algo == "dqn" and not isinstance(action_space, spaces.Discrete):
+    needs = ALGORITHM_INFO[algo].actions
+    if needs == "discrete" and not isinstance(action_space, spaces.Discrete):
         hint = (
             "use CarRacing's discrete variant with --env-kwargs continuous=False"
             if carracing
             else "use a discrete variant of the env (select it with --env-kwargs if it has one)"
         )
         raise UsageError(
-            f"dqn needs a discrete action space, but {env_id} has {action_space}. Either {hint}, or pick an "
-            "algorithm for continuous actions: --algo ppo, a2c, sac or td3."
+            f"{algo} needs a discrete action space, but {env_id} has {action_space}. Either {hint}, or "
+            f"pick an algorithm for continuous actions: --algo {_algos_for(spaces.Box)}."
         )
-    if algo in ("sac", "td3") and not isinstance(action_space, spaces.Box):
+    if needs == "box" and not isinstance(action_space, spaces.Box):
         hint = " (CarRacing: drop continuous=False, its default is continuous)" if carracing else ""
         raise UsageError(
-            f"{algo} needs a continuous (Box) action space, but {env_id} has {action_space}. Use --algo ppo, "
-            f"a2c or dqn, or a continuous variant of the env{hint}."
+            f"{algo} needs a continuous (Box) action space, but {env_id} has {action_space}. Use --algo "
+            f"{_algos_for(spaces.Discrete)}, or a continuous variant of the env{hint}."
         )
     supported = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
-    if algo in ("ppo", "a2c") and not isinstance(action_space, supported):
+    if needs == "any" and not isinstance(action_space, supported):
         raise UsageError(f"{algo} cannot act in {env_id}'s action space {action_space}.")
+
+
+def _algos_for(space: type) -> str:
+    """The algorithms that act in action spaces of type ``space``, as ``a, b or c``."""
+    fits = {"any", "box" if space is spaces.Box else "discrete"}
+    names = [name for name, info in ALGORITHM_INFO.items() if info.actions in fits]
+    return f"{', '.join(names[:-1])} or {names[-1]}"
 
 
 def make_env(

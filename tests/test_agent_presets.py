@@ -26,7 +26,7 @@ from relic_rl.agent_config import (
     select_preset_key,
     valid_agent_keys,
 )
-from relic_rl.algorithms import ALGORITHMS
+from relic_rl.algorithms import ALGORITHM_INFO, ALGORITHMS
 from relic_rl.config import ReLICConfig
 from relic_rl.presets import PresetError, presets_dir
 from relic_rl.train import default_algo
@@ -41,7 +41,7 @@ def test_every_shipped_block_is_valid_and_round_trips(algo: str) -> None:
     assert "default" in presets
     for key, block in presets.items():
         config = parse_agent_config(algo, block, f"{algo}[{key}]")
-        assert config.policy == "CnnPolicy"
+        assert config.policy == ALGORITHM_INFO[algo].image_policy
         # to_dict() is itself a valid preset block that gives back the same config.
         again = parse_agent_config(algo, yaml.safe_load(yaml.safe_dump(config.to_dict())), "round trip")
         assert again == config
@@ -129,6 +129,15 @@ def test_default_algo_is_ppo_unless_only_another_algo_has_the_env(
     assert default_algo("OnlyDqn-v0") == "dqn"
 
 
+def test_a_preset_with_another_policy_says_which_one_to_use() -> None:
+    with pytest.raises(
+        PresetError, match=r"ppo_lstm's CnnLstmPolicy.*got 'CnnPolicy'.*policy: CnnLstmPolicy"
+    ):
+        parse_agent_config("ppo_lstm", {"policy": "CnnPolicy"}, "agents/ppo_lstm.yaml [x]")
+    with pytest.raises(PresetError, match=r"ppo's CnnPolicy.*got 'MlpPolicy'"):
+        parse_agent_config("ppo", {"policy": "MlpPolicy"}, "agents/ppo.yaml [x]")
+
+
 def test_missing_block_and_malformed_file(tmp_path: Path) -> None:
     (tmp_path / "ppo.yaml").write_text("SomeEnv-v0: {}\n")
     with pytest.raises(PresetError, match=r"no block for 'Other-v0' and no `default` block"):
@@ -175,7 +184,7 @@ def test_unknown_preset_key_lists_the_valid_keys() -> None:
         ("ppo", {"n_envs": 0}, r"w.n_envs: must be >= 1, got 0"),
         ("ppo", {"use_sde": "yes"}, r"w.use_sde: expected true or false"),
         ("ppo", {"gamma": [1]}, r"w.gamma: expected a finite number"),
-        ("ppo", {"policy": "MlpPolicy"}, r"relic-rl trains pixel agents with CnnPolicy"),
+        ("ppo", {"policy": "MlpPolicy"}, r"relic-rl trains pixel agents with ppo.s CnnPolicy"),
         ("ppo", {"learning_rate": "lin_3e-4"}, r"rl-zoo3's string form.*\{schedule: linear, initial: 3e-4\}"),
         ("ppo", {"learning_rate": {"schedule": "cosine"}}, r"`schedule` must be `linear` or `constant`"),
         ("ppo", {"learning_rate": {"schedule": "linear"}}, r"a linear schedule needs `initial`"),

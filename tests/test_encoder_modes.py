@@ -22,6 +22,19 @@ from relic_rl.policies import (
 )
 from tests.helpers import image_vec_env, metric_totals
 
+try:  # TQC (sb3-contrib) has SAC's actor and critics, so it gets the same layouts.
+    from sb3_contrib import TQC
+
+    from relic_rl.contrib import ReLICTQC, ReLICTQCCnnPolicy
+
+    _TQC: list[Any] = [ReLICTQC]
+    _TQC_LOAD: list[Any] = [(ReLICTQC, TQC, ReLICTQCCnnPolicy)]
+except ImportError:  # pragma: no cover - the contrib extra is not installed
+    _TQC, _TQC_LOAD = [], []
+
+#: Every off-policy actor-critic class with ``encoder_mode``.
+OFF_POLICY = [ReLICSAC, ReLICTD3, *_TQC]
+
 CONFIG = ReLICConfig(augmentation="identity", aux_weight=2.0, n_views=2)
 
 
@@ -55,7 +68,7 @@ def _record_grads_at_steps(model: BaseAlgorithm) -> dict[str, list[list[torch.Te
     return seen
 
 
-@pytest.mark.parametrize("cls", [ReLICSAC, ReLICTD3])
+@pytest.mark.parametrize("cls", OFF_POLICY)
 def test_the_default_layout_is_one_encoder_owned_and_trained_by_the_critic(cls: type[BaseAlgorithm]) -> None:
     policy = _model(cls).policy
     assert policy.encoder_mode == "critic"
@@ -132,7 +145,7 @@ def test_td3_encoder_gradient_is_critic_loss_plus_aux_and_the_actor_loss_adds_no
     assert totals == {"aux_updates": 1.0, "ema_updates": 1.0}
 
 
-@pytest.mark.parametrize("cls", [ReLICSAC, ReLICTD3])
+@pytest.mark.parametrize("cls", OFF_POLICY)
 def test_the_actor_loss_leaves_the_encoder_alone_and_the_ema_moves_once_per_critic_step(
     cls: type[BaseAlgorithm],
 ) -> None:
@@ -149,7 +162,8 @@ def test_the_actor_loss_leaves_the_encoder_alone_and_the_ema_moves_once_per_crit
 
 
 @pytest.mark.parametrize(
-    ("cls", "plain", "policy_class"), [(ReLICSAC, SAC, ReLICSACCnnPolicy), (ReLICTD3, TD3, ReLICTD3CnnPolicy)]
+    ("cls", "plain", "policy_class"),
+    [(ReLICSAC, SAC, ReLICSACCnnPolicy), (ReLICTD3, TD3, ReLICTD3CnnPolicy), *_TQC_LOAD],
 )
 def test_plain_sb3_load_keeps_the_layout(
     cls: type[BaseAlgorithm], plain: type[BaseAlgorithm], policy_class: type, tmp_path: Path
@@ -176,7 +190,7 @@ def test_plain_sb3_load_keeps_the_layout(
     loaded.learn(24, reset_num_timesteps=False)  # and it trains on
 
 
-@pytest.mark.parametrize("cls", [ReLICSAC, ReLICTD3])
+@pytest.mark.parametrize("cls", OFF_POLICY)
 @pytest.mark.parametrize(
     ("kwargs", "mode"),
     [

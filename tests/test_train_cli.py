@@ -517,7 +517,11 @@ ERROR_CASES: list[tuple[str, list[str], list[str]]] = [
     (
         "dqn continuous",
         ["--env", FAKE, "--algo", "dqn"],
-        ["dqn needs a discrete action space", "Box(-1.0, 1.0, (2,)", "--algo ppo, a2c, sac or td3"],
+        [
+            "dqn needs a discrete action space",
+            "Box(-1.0, 1.0, (2,)",
+            "--algo ppo, a2c, sac, td3, tqc or ppo_lstm",
+        ],
     ),
     (
         "sac discrete",
