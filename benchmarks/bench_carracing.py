@@ -181,7 +181,8 @@ class _PhaseTimer(BaseCallback):
 
 def _train_once(renderer: str, rollouts: int) -> tuple[int, float, float]:
     """Train the preset for ``rollouts`` rollouts; (agent steps, seconds, seconds in rollouts)."""
-    from relic_rl.train import build_model, make_env, resolve_run_config
+    from relic_rl.experiment import build_model, make_env
+    from relic_rl.train import resolve_run_config
 
     config = resolve_run_config(
         ["--env", "CarRacing-v2", "--preset", "CarRacing-v2-rl-zoo3", "--env-kwargs", f"renderer={renderer}"]

@@ -5,7 +5,7 @@ order alternates) on the same machine:
 
 * ``relic``: ``python -m relic_rl.train --env CarRacing-v2 --preset CarRacing-v2-rl-zoo3``
   (ReLIC on, rl-zoo3's hyperparameters), through the same
-  library call as the CLI (``relic_rl.train.train``), evaluation off;
+  library call as the CLI (``relic_rl.experiment.train``), evaluation off;
 * ``none``: the same with ``--aux none``;
 * ``zoo``: rl-zoo3's PPO on ``CarRacing-v3`` with its tuned hyperparameters
   (``hyperparams/ppo.yml``), built by its ``ExperimentManager`` as
@@ -86,8 +86,9 @@ def _run_relic(
     import torch
 
     from relic_rl.callbacks import TorchThreads
+    from relic_rl.experiment import train
     from relic_rl.threads import default_threads
-    from relic_rl.train import resolve_run_config, train
+    from relic_rl.train import resolve_run_config
 
     config = resolve_run_config(
         [

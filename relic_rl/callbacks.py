@@ -546,7 +546,7 @@ class StopAfterSteps(BaseCallback):
     """Raise ``KeyboardInterrupt`` once ``num_timesteps`` reaches ``steps``: a scripted Ctrl-C.
 
     Used by tests (and handy for trying the interrupt/resume path) through
-    :func:`relic_rl.train.train`'s ``callbacks`` argument.
+    :func:`relic_rl.experiment.train`'s ``callbacks`` argument.
 
     :param steps: the timestep at which to interrupt.
     """

@@ -24,6 +24,8 @@ from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from relic_rl.algorithms import ALGORITHMS
 from relic_rl.cli_types import UserErrorParser, int_at_least
+from relic_rl.errors import EXIT_OK, EXIT_USAGE, UserError
+from relic_rl.experiment import EVAL_SEED_OFFSET, make_env, resolve_device
 from relic_rl.runs import (
     CHECKPOINT_DIR,
     DEVICE_CHOICES,
@@ -37,7 +39,6 @@ from relic_rl.runs import (
     read_status,
 )
 from relic_rl.threads import default_threads
-from relic_rl.train import EVAL_SEED_OFFSET, EXIT_OK, EXIT_USAGE, USER_ERRORS, make_env, resolve_device
 
 VIDEO_SUFFIXES = (".mp4", ".gif")
 VIDEO_HINT = 'Install the video extras: pip install "relic-rl[video]" (imageio and imageio-ffmpeg).'
@@ -392,7 +393,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 device=args.device,
             )
             print(f"video: {path} ({n_frames} frames, episode return {episode_return:.2f})")
-    except USER_ERRORS as e:
+    except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE
     finally:

@@ -749,3 +749,30 @@ def test_preset_selects_an_agent_block_by_name(capsys: pytest.CaptureFixture[str
 def test_preset_cannot_change_a_resumed_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run_main(["--resume", str(tmp_path), "--preset", "default"], capsys)
     assert code == 2 and "--preset" in err
+
+
+def test_the_flag_table_matches_the_parser_and_each_preset_flag_sets_its_key() -> None:
+    from relic_rl.flags import PRESET_FLAGS, RUN_FLAGS, option
+
+    dests = {action.dest: action.option_strings for action in build_parser()._actions}
+    for dest in RUN_FLAGS:
+        assert option(dest) in dests[dest], dest
+    values = {
+        "total_timesteps": 4096,
+        "n_envs": 2,
+        "eval_freq": 333,
+        "eval_episodes": 3,
+        "checkpoint_freq": 777,
+        "kl_weight": 0.25,
+        "aux_weight": 0.5,
+        "temperature": 0.3,
+        "augmentation": "intensity",
+    }
+    assert set(values) == set(PRESET_FLAGS)
+    argv = ["--env", FAKE, *[token for dest, v in values.items() for token in (option(dest), str(v))]]
+    agent = resolve_run_config(argv).agent.to_dict()
+    for dest, path in PRESET_FLAGS.items():
+        value: Any = agent
+        for key in path:
+            value = value[key]
+        assert value == values[dest], dest

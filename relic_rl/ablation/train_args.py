@@ -2,8 +2,9 @@
 
 Every cell is resolved through :func:`relic_rl.train.resolve_run_config`, exactly as
 ``python -m relic_rl.train`` would resolve it, so that an unknown key or a bad value fails before
-anything runs and names the cell; :func:`preflight` then builds one env and model (train's own
-preflight) to catch what only construction reveals (an unknown env id, a value SB3 rejects).
+anything runs and names the cell; :func:`preflight` then builds one env and model
+(:func:`relic_rl.experiment.preflight`) to catch what only construction reveals (an unknown env
+id, a value SB3 rejects).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 from relic_rl.ablation.grid import RELIC_FIELDS, Cell, format_value, to_yaml_text
 from relic_rl.errors import UserError
+from relic_rl.flags import agent_flags, relic_flags
 
 __all__ = [
     "OWN_FLAGS",
@@ -31,20 +33,11 @@ __all__ = [
 ]
 
 #: ReLIC fields that train has a flag for; the other fields go through ``--hyperparams relic.<key>=``.
-RELIC_FLAGS = {
-    "kl_weight": "--kl-weight",
-    "aux_weight": "--aux-weight",
-    "temperature": "--temperature",
-    "augmentation": "--augmentation",
-}
+RELIC_FLAGS = relic_flags()
 
-#: Train flags that set an agent key; with that key on the grid they contradict it.
-AGENT_FLAGS = {
-    "n_envs": "--n-envs",
-    "eval_freq": "--eval-freq",
-    "eval_episodes": "--eval-episodes",
-    "checkpoint_freq": "--checkpoint-freq",
-}
+#: Train flags that set an agent key; with that key on the grid they contradict it
+#: (``--total-timesteps`` is the ablation's own, below).
+AGENT_FLAGS = {key: flag for key, flag in agent_flags().items() if key != "n_timesteps"}
 
 #: Train flags that the ablation sets itself, and what to use instead.
 OWN_FLAGS = {
@@ -181,7 +174,7 @@ def preflight(config: Any, what: str) -> None:
     """
     import torch
 
-    from relic_rl.train import preflight as train_preflight
+    from relic_rl.experiment import preflight as train_preflight
 
     threads = torch.get_num_threads()
     # One thread: building a small model is ~100x slower with several OpenMP threads competing
