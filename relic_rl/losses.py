@@ -62,9 +62,9 @@ def check_hyperparameters(where: str, temperature: float, kl_weight: float, dive
         raise ValueError(f"{where}: unknown divergence {divergence!r}; expected one of {list(DIVERGENCES)}.")
 
 
-def _check_inputs(
-    online: torch.Tensor, target: torch.Tensor, temperature: float, kl_weight: float, divergence: str
-) -> None:
+def check_views(online: torch.Tensor, target: torch.Tensor) -> None:
+    """Raise ValueError unless ``online`` and ``target`` are floating [V >= 2, N >= 2, D] tensors
+    of one shape. Cheap (no data is read), so it runs on every call."""
     for name, t in (("online", online), ("target", target)):
         if not isinstance(t, torch.Tensor):
             raise ValueError(
@@ -94,7 +94,6 @@ def _check_inputs(
             "relic_loss: need at least 2 samples (N >= 2) so that the batch holds negatives, "
             f"got N={n_samples}."
         )
-    check_hyperparameters("relic_loss", temperature, kl_weight, divergence)
 
 
 def pair_log_probs(online: torch.Tensor, target: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -166,7 +165,23 @@ def relic_loss(
     :return: :class:`ReLICLossOutput` with ``loss = contrastive + kl_weight * invariance``.
     :raises ValueError: on malformed shapes, dtypes or hyperparameters.
     """
-    _check_inputs(online, target, temperature, kl_weight, divergence)
+    check_views(online, target)
+    check_hyperparameters("relic_loss", temperature, kl_weight, divergence)
+    return relic_terms(online, target, temperature, kl_weight, normalize, divergence, accuracy_as_tensor)
+
+
+def relic_terms(
+    online: torch.Tensor,
+    target: torch.Tensor,
+    temperature: float,
+    kl_weight: float,
+    normalize: bool,
+    divergence: str,
+    accuracy_as_tensor: bool,
+) -> ReLICLossOutput:
+    """:func:`relic_loss` without its checks, for callers whose hyperparameters were validated
+    where they entered (a :class:`~relic_rl.config.ReLICConfig`, a :class:`ReLICLoss`) and
+    whose views passed :func:`check_views`."""
     if normalize:
         online = F.normalize(online, dim=-1)
         target = F.normalize(target, dim=-1)
@@ -208,13 +223,9 @@ class ReLICLoss(nn.Module):
 
     def forward(self, online: torch.Tensor, target: torch.Tensor) -> ReLICLossOutput:
         """:param online: [V, N, D]. :param target: [V, N, D]. :return: :class:`ReLICLossOutput`."""
-        return relic_loss(
-            online,
-            target,
-            temperature=self.temperature,
-            kl_weight=self.kl_weight,
-            normalize=self.normalize,
-            divergence=self.divergence,
+        check_views(online, target)  # the hyperparameters were checked at construction
+        return relic_terms(
+            online, target, self.temperature, self.kl_weight, self.normalize, self.divergence, False
         )
 
     def extra_repr(self) -> str:

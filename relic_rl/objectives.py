@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from relic_rl.losses import ReLICLossOutput, curl_loss, relic_loss
+from relic_rl.losses import ReLICLossOutput, check_views, curl_loss, relic_terms
 
 if TYPE_CHECKING:
     from relic_rl.config import ReLICConfig
@@ -111,15 +111,13 @@ def cosine_scalars(online: torch.Tensor, target: torch.Tensor) -> dict[str, torc
 
 def configured_relic_loss(config: ReLICConfig, online: torch.Tensor, target: torch.Tensor) -> ReLICLossOutput:
     """:func:`relic_rl.losses.relic_loss` on ``[V, N, D]`` critic outputs with ``config``'s
-    hyperparameters; ``accuracy`` stays a tensor on the device (read when metrics are logged)."""
-    return relic_loss(
-        online,
-        target,
-        temperature=config.temperature,
-        kl_weight=config.kl_weight,
-        normalize=config.normalize,
-        divergence=config.divergence,
-        accuracy_as_tensor=True,
+    hyperparameters; ``accuracy`` stays a tensor on the device (read when metrics are logged).
+
+    The config validated its values when it was made, so only the views' shapes are checked here.
+    """
+    check_views(online, target)
+    return relic_terms(
+        online, target, config.temperature, config.kl_weight, config.normalize, config.divergence, True
     )
 
 

@@ -629,3 +629,32 @@ def test_valid_boundary_values_do_not_raise():
         online = torch.tensor([[[1.0, 0.0], [0.0, 1.0]], [[1.0, 0.1], [0.1, 1.0]]], dtype=dtype)
         out = _call(online, online.clone(), kl_weight=0, divergence=divergence)
         assert torch.isfinite(out.loss)
+
+
+def test_the_training_path_checks_shapes_but_does_not_revalidate_the_config(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import relic_rl.losses as losses_module
+    from relic_rl.config import ReLICConfig
+    from relic_rl.objectives import configured_relic_loss
+
+    gen = torch.Generator().manual_seed(3)
+    online, target = torch.randn(3, 6, 8, generator=gen), torch.randn(3, 6, 8, generator=gen)
+    config = ReLICConfig(temperature=0.2, kl_weight=0.5, divergence="js")
+    expected = losses_module.relic_loss(online, target, temperature=0.2, kl_weight=0.5, divergence="js")
+    module = ReLICLoss(temperature=0.2, kl_weight=0.5, divergence="js")  # validated here, once
+
+    def must_not_run(*args: object) -> None:
+        raise AssertionError("hyperparameters re-validated on a training step")
+
+    monkeypatch.setattr(losses_module, "check_hyperparameters", must_not_run)
+    out = configured_relic_loss(config, online, target)
+    for got in (out, module(online, target)):
+        assert torch.equal(got.loss, expected.loss)
+        assert torch.equal(got.invariance, expected.invariance)
+        assert float(got.accuracy) == pytest.approx(expected.accuracy)
+    # Shapes are still checked on every call.
+    with pytest.raises(ValueError, match=r"same shape"):
+        configured_relic_loss(config, online, target[:, :5])
+    with pytest.raises(ValueError, match=r"at least 2 augmented views"):
+        configured_relic_loss(config, online[:1], target[:1])
