@@ -37,6 +37,7 @@ from numpy.typing import NDArray
 from relic_rl import stats
 from relic_rl.cli_types import int_at_least
 from relic_rl.errors import UserError
+from relic_rl.run_files import CELL_FILE, EVAL_FILE, RANDOMIZED_EVAL_FILE, STATUS_FILE, read_evaluation_table
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -64,8 +65,6 @@ KL_KEY = "kl_weight"
 AUX_KEY = "aux"
 CONFIDENCE = 0.95
 REQUIRED_KEYS = ("env_id", "total_timesteps", "seeds", "grid")
-EVAL_FILE = "evaluations.csv"
-RANDOMIZED_EVAL_FILE = "evaluations_randomized.csv"
 EXPECTED_LAYOUT = (
     "An ablation folder (as written by the ablation CLI) contains `ablation.yaml` (a mapping with "
     "env_id, total_timesteps, seeds, grid and baseline) and `runs/<cell>/` sub-folders, each with "
@@ -272,27 +271,26 @@ def read_evaluations(path: Path) -> EvalCurve:
     :raises ValueError: when the file is empty, lacks the columns, has an unparsable or non-finite
         value, or its timesteps are not strictly increasing.
     """
-    with path.open(newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        if not reader.fieldnames:
-            raise ValueError(f"{path.name} is empty")
-        missing = {"timesteps", "mean_reward"} - set(reader.fieldnames)
-        if missing:
-            raise ValueError(f"{path.name} lacks the column(s) {sorted(missing)}")
-        timesteps: list[float] = []
-        returns: list[float] = []
-        episodes = 0
-        for line, row in enumerate(reader, start=2):
-            episodes = max(episodes, len((row.get("episode_rewards") or "").split()))
-            try:
-                t = float(row["timesteps"])
-                r = float(row["mean_reward"])
-            except (TypeError, ValueError) as err:
-                raise ValueError(f"{path.name} line {line}: cannot parse {row!r}") from err
-            if not (math.isfinite(t) and math.isfinite(r)):
-                raise ValueError(f"{path.name} line {line}: non-finite value in {row!r}")
-            timesteps.append(t)
-            returns.append(r)
+    header, rows = read_evaluation_table(path)
+    if not header:
+        raise ValueError(f"{path.name} is empty")
+    missing = {"timesteps", "mean_reward"} - set(header)
+    if missing:
+        raise ValueError(f"{path.name} lacks the column(s) {sorted(missing)}")
+    timesteps: list[float] = []
+    returns: list[float] = []
+    episodes = 0
+    for line, row in enumerate(rows, start=2):
+        episodes = max(episodes, len((row.get("episode_rewards") or "").split()))
+        try:
+            t = float(row["timesteps"])
+            r = float(row["mean_reward"])
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{path.name} line {line}: cannot parse {row!r}") from err
+        if not (math.isfinite(t) and math.isfinite(r)):
+            raise ValueError(f"{path.name} line {line}: non-finite value in {row!r}")
+        timesteps.append(t)
+        returns.append(r)
     if not timesteps:
         raise ValueError(f"{path.name} has no evaluation rows")
     t_arr = np.array(timesteps)
@@ -305,7 +303,7 @@ def _load_run(run_dir: Path) -> tuple[RunRecord | SkippedRun, list[str]]:
     """Load one run folder; never raises for a broken run, it is skipped with a reason."""
     name = run_dir.name
     warnings: list[str] = []
-    cell_path = run_dir / "cell.yaml"
+    cell_path = run_dir / CELL_FILE
     if not cell_path.is_file():
         return SkippedRun(name, "no cell.yaml"), warnings
     try:
@@ -320,7 +318,7 @@ def _load_run(run_dir: Path) -> tuple[RunRecord | SkippedRun, list[str]]:
         return SkippedRun(name, "cell.yaml: params must be a mapping and seed an integer"), warnings
 
     state = "unknown"
-    status_path = run_dir / "status.yaml"
+    status_path = run_dir / STATUS_FILE
     if status_path.is_file():
         try:
             status = _read_yaml(status_path)

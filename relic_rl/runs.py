@@ -43,25 +43,29 @@ from relic_rl.environments.factory import VEC_ENV_KINDS
 from relic_rl.errors import UserError
 from relic_rl.presets import PresetError, dataclass_from_dict
 
+# The file names stay importable from here (``X as X``: an explicit re-export).
+from relic_rl.run_files import (
+    CELL_FILE as CELL_FILE,
+    CHECKPOINT_DIR as CHECKPOINT_DIR,
+    COMMAND_FILE as COMMAND_FILE,
+    CONFIG_FILE as CONFIG_FILE,
+    EVAL_FILE as EVAL_FILE,
+    EVAL_HEADER as EVAL_HEADER,
+    FINAL_MODEL_FILE as FINAL_MODEL_FILE,
+    LOCK_FILE as LOCK_FILE,
+    MONITOR_DIR as MONITOR_DIR,
+    RANDOMIZED_EVAL_FILE as RANDOMIZED_EVAL_FILE,
+    STATUS_FILE as STATUS_FILE,
+    TB_DIR as TB_DIR,
+    VECNORMALIZE_FILE as VECNORMALIZE_FILE,
+    read_evaluation_rows as read_evaluation_rows,
+)
+
 
 class UsageError(UserError):
     """A mistake in what the user asked for; the CLIs print it as one paragraph and exit 2."""
 
 
-# ----------------------------------------------------------------------------- file names
-CONFIG_FILE = "config.yaml"
-COMMAND_FILE = "command.txt"
-STATUS_FILE = "status.yaml"
-EVAL_FILE = "evaluations.csv"
-RANDOMIZED_EVAL_FILE = "evaluations_randomized.csv"
-FINAL_MODEL_FILE = "final_model.zip"
-VECNORMALIZE_FILE = "vecnormalize.pkl"
-CHECKPOINT_DIR = "checkpoints"
-TB_DIR = "tb"
-MONITOR_DIR = "monitor"
-#: Held (``flock``) by the process that trains in the folder; holds that process's PID.
-LOCK_FILE = ".train.lock"
-EVAL_HEADER = ("timesteps", "mean_reward", "std_reward", "episode_rewards")
 #: What a run folder holds before training writes anything; resuming a run without a
 #: checkpoint may start over only when nothing else is there.
 STARTUP_FILES = frozenset({CONFIG_FILE, COMMAND_FILE, STATUS_FILE, LOCK_FILE})
@@ -559,14 +563,6 @@ class EvaluationLog:
             os.fsync(f.fileno())
         self.rows_written += 1
         return mean, std
-
-
-def read_evaluation_rows(path: Path) -> list[dict[str, str]]:
-    """The rows of an evaluations CSV (empty when the file does not exist)."""
-    if not path.is_file():
-        return []
-    with path.open(newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
 
 
 def truncate_evaluations(path: Path, max_timesteps: int) -> int:

@@ -26,6 +26,7 @@ from relic_rl.environments import (  # noqa: E402
     EnvCreationError,
     EnvPreset,
     FrameSkip,
+    carracing as carracing_module,
     carracing_compat_note,
     family_for,
     is_image_observation_space,
@@ -33,9 +34,8 @@ from relic_rl.environments import (  # noqa: E402
     make_env_fn,
     make_vec_env,
     register_carracing_v2,
+    renderer as renderer_module,
 )
-from relic_rl.environments import carracing as carracing_module  # noqa: E402
-from relic_rl.environments import renderer as renderer_module  # noqa: E402
 from relic_rl.presets import PresetError  # noqa: E402
 from tests.fake_pixel_env import FakePixelEnv  # noqa: E402
 from tests.helpers import BOX2D_MODULES  # noqa: E402

@@ -29,12 +29,12 @@ import relic_rl  # noqa: E402
 from relic_rl.environments import (  # noqa: E402
     EnvCreationError,
     FastCarRacing,
+    carracing as carracing_module,
     fast_render_supported,
     make_vec_env,
+    renderer as renderer_module,
     renderer_note,
 )
-from relic_rl.environments import carracing as carracing_module  # noqa: E402
-from relic_rl.environments import renderer as renderer_module  # noqa: E402
 from relic_rl.environments._carracing_env import make_carracing_v2  # noqa: E402
 from relic_rl.environments.fast_carracing import rotate, to_screen  # noqa: E402
 

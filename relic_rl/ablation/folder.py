@@ -32,6 +32,7 @@ from typing import Any, Literal
 import yaml
 
 from relic_rl.ablation.train_args import AblateError, plain
+from relic_rl.run_files import CELL_FILE
 
 __all__ = [
     "ABLATION_FILE",
@@ -54,7 +55,6 @@ __all__ = [
 ABLATION_FILE = "ablation.yaml"
 RUNS_DIR, CELLS_DIR, LOGS_DIR = "runs", "cells", "logs"
 LOCK_FILE = ".ablate.lock"
-CELL_FILE = "cell.yaml"
 ATTIC_DIR = "attic"
 
 CellState = Literal["new", "resume", "restart", "finished"]

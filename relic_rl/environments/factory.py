@@ -34,8 +34,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import gymnasium as gym
-from gymnasium import error as gym_error
-from gymnasium import spaces
+from gymnasium import error as gym_error, spaces
 from gymnasium.envs.registration import load_env_creator
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.preprocessing import is_image_space, is_image_space_channels_first
