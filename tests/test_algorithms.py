@@ -223,7 +223,16 @@ def test_sac_computes_the_aux_loss_once_per_gradient_step() -> None:
     assert calls == [16, 16, 16]
 
 
-@pytest.mark.parametrize("algo_class", [ReLICSAC, ReLICTD3])
+def _with_tqc(classes: list[type]) -> list[Any]:
+    """``classes`` plus ReLICTQC (SAC's actor and critics), skipped without sb3-contrib."""
+    try:
+        from relic_rl.contrib import ReLICTQC
+    except ImportError:  # pragma: no cover - the contrib extra is not installed
+        return [*classes, pytest.param(None, marks=pytest.mark.skip(reason="needs sb3-contrib"))]
+    return [*classes, ReLICTQC]
+
+
+@pytest.mark.parametrize("algo_class", _with_tqc([ReLICSAC, ReLICTD3]))
 def test_off_policy_relic_policies_deep_copy_and_pickle_with_their_own_critic(algo_class: type) -> None:
     model = algo_class(
         "CnnPolicy",
