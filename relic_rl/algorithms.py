@@ -299,8 +299,8 @@ class _AlgorithmTable(Mapping[str, type]):
             module = importlib.import_module(module_name)
         except ImportError as e:
             raise MissingExtraError(
-                f"--algo {name} needs the {info.extra or module_name} package, which is not installed "
-                f'({e}). Install it with: pip install "relic-rl[{info.extra or "all"}]".'
+                f"--algo {name} needs the packages of relic-rl's {info.extra or 'all'} extra, which are not "
+                f'installed ({e}). Install them with: pip install "relic-rl[{info.extra or "all"}]".'
             ) from None
         cls: type = getattr(module, class_name)
         return cls

@@ -60,7 +60,8 @@ def test_a_contrib_algo_without_sb3_contrib_says_what_to_install(
     monkeypatch.delitem(sys.modules, "relic_rl.contrib", raising=False)
     assert "tqc" in ALGORITHMS and "ppo_lstm" in list(ALGORITHMS)  # the names stay known
     with pytest.raises(
-        MissingExtraError, match=r'--algo tqc needs the contrib package.*pip install "relic-rl\[contrib\]"'
+        MissingExtraError,
+        match=r"--algo tqc needs the packages of relic-rl.s contrib extra.*pip install .relic-rl\[contrib\]",
     ):
         ALGORITHMS["tqc"]
     code = train.main(
