@@ -4,9 +4,9 @@
 from there on is here:
 
 * :func:`make_env` and :func:`build_model` - the run's envs and its ReLIC algorithm;
-* :func:`preflight` - builds both once to catch bad input before a run folder exists;
-* :func:`train` - trains into a run folder (also from a checkpoint), with evaluations,
-  checkpoints, ``status.yaml`` and the final model;
+* :func:`preflight` - builds both without writing anything, for checks such as the ablation's;
+* :func:`train` - builds the run once and trains it into a run folder (also from a
+  checkpoint), with evaluations, checkpoints, ``status.yaml`` and the final model;
 * :func:`resume` - continues an interrupted run folder;
 * :func:`format_summary` - the one-screen start summary of a run.
 """
@@ -17,9 +17,10 @@ import contextlib
 import importlib
 import os
 import platform
+import shutil
 import socket
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -292,13 +293,21 @@ def preflight(config: RunConfig, device: str = "cpu") -> None:
     finally:
         env.close()
     if config.eval_domain_randomize:
-        try:
-            make_env(config, n_envs=1, seed=config.seed, extra_env_kwargs={"domain_randomize": True}).close()
-        except EnvCreationError as e:
-            raise UsageError(
-                "--eval-domain-randomize needs an env that accepts domain_randomize=True (CarRacing "
-                f"does): {e}"
-            ) from None
+        _make_eval_env(config, config.seed, {"domain_randomize": True}).close()
+
+
+def _make_eval_env(config: RunConfig, seed: int, extra_env_kwargs: dict[str, Any]) -> VecEnv:
+    """One evaluation env; a domain-randomized one the env does not support is a usage error."""
+    try:
+        return make_env(
+            config, n_envs=1, seed=seed, extra_env_kwargs=extra_env_kwargs, normalize_for_eval=True
+        )
+    except EnvCreationError as e:
+        if "domain_randomize" not in extra_env_kwargs:
+            raise
+        raise UsageError(
+            f"--eval-domain-randomize needs an env that accepts domain_randomize=True (CarRacing does): {e}"
+        ) from None
 
 
 class _TensorBoardOutput(TensorBoardOutputFormat):
@@ -498,8 +507,10 @@ def train(
     stream: TextIO | None = None,
     threads: int | None = None,
     keep_checkpoints: int = DEFAULT_KEEP_CHECKPOINTS,
+    on_built: Callable[[], None] | None = None,
+    discard_if_unbuilt: bool = False,
 ) -> TrainResult:
-    """Train ``config`` into ``run_dir`` (which :func:`main` has created), or continue it.
+    """Build the run of ``config`` once and train it into ``run_dir``, or continue it.
 
     Writes ``status.yaml`` (running at start and at every checkpoint, then finished, failed
     or interrupted), TensorBoard events, Monitor CSVs, evaluations, checkpoints and finally
@@ -523,8 +534,13 @@ def train(
     :param threads: torch threads for updates and evaluation (None: as many as torch has
         now; the CLI passes :func:`~relic_rl.threads.default_threads`); with
         ``vec_env="subproc"`` on-policy rollouts use one (:class:`~relic_rl.callbacks.TorchThreads`).
+    :param on_built: called once the envs, the model and the evaluators are built, before the
+        first step (the CLI prints its start summary there).
+    :param discard_if_unbuilt: ``run_dir`` was created for this call: when bad input stops the
+        build (nothing trained yet), remove the folder instead of leaving a failed run behind.
     :return: how it ended.
-    :raises UsageError | EnvCreationError | PresetError: on bad input (status becomes failed).
+    :raises UsageError | EnvCreationError | PresetError: on bad input (status becomes failed,
+        or the folder is removed with ``discard_if_unbuilt``).
     """
     previous_threads = torch.get_num_threads()
     try:
@@ -540,6 +556,8 @@ def train(
                 stream,
                 threads,
                 keep_checkpoints,
+                on_built,
+                discard_if_unbuilt,
             )
     finally:
         torch.set_num_threads(previous_threads)  # a library call leaves the process as it found it
@@ -556,6 +574,8 @@ def _train(
     stream: TextIO | None,
     threads: int | None,
     keep_checkpoints: int,
+    on_built: Callable[[], None] | None,
+    discard_if_unbuilt: bool,
 ) -> TrainResult:
     update_threads = threads if threads is not None else torch.get_num_threads()
     torch.set_num_threads(update_threads)
@@ -579,6 +599,7 @@ def _train(
     bar: ProgressBarCallback | None = None
     model: BaseAlgorithm | None = None
     checkpointer: CheckpointCallback | None = None
+    built = discard = False
     try:
         env = make_env(
             config,
@@ -623,6 +644,9 @@ def _train(
         # Bound now (learn binds them again) so that they work even when learn does not run.
         for own in (guard, *evaluators):
             own.init_callback(model)
+        built = True
+        if on_built is not None:
+            on_built()
         torch_threads = TorchThreads(update_threads, rollout_threads(update_threads, config.vec_env))
         # After the checkpointer and the evaluators: a stop held back during an update is raised
         # at the next rollout start once what is due there has been saved and evaluated.
@@ -672,7 +696,9 @@ def _train(
         write_status(run_dir, RunStatus("failed", good.timesteps if good else 0, total, message))
         return TrainResult("failed", e.step, run_dir, message)
     except BaseException as e:
-        write_status(run_dir, RunStatus("failed", start, total, f"{type(e).__name__}: {e}"))
+        discard = discard_if_unbuilt and not built and isinstance(e, UserError)
+        if not discard:
+            write_status(run_dir, RunStatus("failed", start, total, f"{type(e).__name__}: {e}"))
         raise
     finally:
         if bar is not None:
@@ -682,6 +708,8 @@ def _train(
         _close(env)
         for eval_env in eval_envs:
             _close(eval_env)
+        if discard:  # after closing: the envs' Monitor files are inside
+            shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def _env_note(config: RunConfig) -> str | None:
@@ -739,9 +767,7 @@ def _make_evaluators(
         path = run_dir / file_name
         # Rows after the checkpoint are redone by the resumed run, so they must go.
         truncate_evaluations(path, start)
-        eval_env = make_env(
-            config, n_envs=1, seed=config.seed + offset, extra_env_kwargs=extra, normalize_for_eval=True
-        )
+        eval_env = _make_eval_env(config, config.seed + offset, extra)
         opened.append(eval_env)
         evaluators.append(
             EvaluationCallback(

@@ -474,27 +474,41 @@ def _main(argv: list[str]) -> int:
             return result.exit_code if result.state != "failed" else _report_failure(result)
         config = config_from_args(args)
         device = resolve_device(config.device)
-        preflight(config, device="cpu")
         note = _env_note(config)
-        run_dir = create_run_dir(Path(args.log_dir or "runs"), args.run_name, config)
+        log_dir = Path(args.log_dir or "runs")
+        made_log_dir = not log_dir.exists()
+        run_dir = create_run_dir(log_dir, args.run_name, config)
         command = command_line(argv)
         write_run_files(run_dir, config, build_meta(run_dir, command, device, note), command)
         threads = args.threads if args.threads is not None else default_threads()
-        if not args.quiet:
-            print(dump_yaml({"config": config.to_dict()}).rstrip())
-            summary = format_summary(
-                config, run_dir, device, note, threads=threads, threads_chosen=args.threads is not None
+
+        def print_summary() -> None:
+            if not args.quiet:
+                print(dump_yaml({"config": config.to_dict()}).rstrip())
+                summary = format_summary(
+                    config, run_dir, device, note, threads=threads, threads_chosen=args.threads is not None
+                )
+                print(summary, flush=True)
+
+        try:
+            # The run is built once, inside train: bad input found while building (an env id,
+            # a hyperparameter SB3 refuses, ...) removes the new folder, so nothing is left.
+            result = train(
+                config,
+                run_dir,
+                device=device,
+                progress=not args.no_progress,
+                quiet=args.quiet,
+                threads=threads,
+                keep_checkpoints=_keep(args),
+                on_built=print_summary,
+                discard_if_unbuilt=True,
             )
-            print(summary, flush=True)
-        result = train(
-            config,
-            run_dir,
-            device=device,
-            progress=not args.no_progress,
-            quiet=args.quiet,
-            threads=threads,
-            keep_checkpoints=_keep(args),
-        )
+        except USER_ERRORS:
+            if made_log_dir and not run_dir.exists():
+                with contextlib.suppress(OSError):
+                    log_dir.rmdir()  # only when empty
+            raise
     except USER_ERRORS as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE

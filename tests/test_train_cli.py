@@ -776,3 +776,35 @@ def test_the_flag_table_matches_the_parser_and_each_preset_flag_sets_its_key() -
         for key in path:
             value = value[key]
         assert value == values[dest], dest
+
+
+def test_a_run_is_built_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import relic_rl.experiment as experiment
+
+    built: list[int] = []
+    real_build = experiment.build_model
+
+    def counting_build(*args: Any, **kwargs: Any) -> Any:
+        built.append(1)
+        return real_build(*args, **kwargs)
+
+    monkeypatch.setattr(experiment, "build_model", counting_build)
+    code, out, _ = run_main(["--env", FAKE, *TINY, "--log-dir", str(tmp_path)], capsys)
+    assert code == 0
+    assert len(built) == 1
+    # The start summary comes once the run is built, before training.
+    assert out.index("config:") < out.index("finished")
+
+
+def test_bad_hyperparameter_found_while_building_leaves_no_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # batch_size=1 passes the preset checks; SB3 refuses it only when the model is made.
+    log_dir = tmp_path / "new"
+    args = [*TINY[: TINY.index("batch_size=64")], "batch_size=1", "n_epochs=1"]
+    code, out, err = run_main(["--env", FAKE, *args, "--log-dir", str(log_dir), "--run-name", "r"], capsys)
+    assert code == 2, err
+    assert "Cannot build the ppo model" in err and "config:" not in out
+    assert not log_dir.exists()
