@@ -7,7 +7,8 @@ from there on is here:
 * :func:`preflight` - builds both without writing anything, for checks such as the ablation's;
 * :func:`train` - builds the run once and trains it into a run folder (also from a
   checkpoint), with evaluations, checkpoints, ``status.yaml`` and the final model;
-* :func:`resume` - continues an interrupted run folder;
+* :func:`resume` - continues an interrupted run folder, or starts one that
+  :func:`write_new_run` wrote;
 * :func:`format_summary` - the one-screen start summary of a run.
 """
 
@@ -384,6 +385,19 @@ def build_meta(run_dir: Path, command: str, device: str, note: str | None) -> di
     }
 
 
+def write_new_run(run_dir: Path, config: RunConfig, command: str, device: str | None = None) -> None:
+    """Write a new run's ``config.yaml`` (with its ``meta``), ``command.txt`` and ``status.yaml``.
+
+    What :func:`train` and :func:`resume` start from: the train CLI calls it on the folder it
+    has just created, the ablation on each new cell's folder (then resumes it).
+
+    :param command: the shell command recorded in ``command.txt`` and ``meta``.
+    :param device: the device recorded in ``meta`` (None: ``config.device`` resolved here).
+    """
+    resolved = device if device is not None else resolve_device(config.device)
+    write_run_files(run_dir, config, build_meta(run_dir, command, resolved, _env_note(config)), command)
+
+
 def _describe_env(preset: EnvPreset) -> str:
     parts = []
     if preset.atari_wrapper:
@@ -580,11 +594,9 @@ def _train(
     update_threads = threads if threads is not None else torch.get_num_threads()
     torch.set_num_threads(update_threads)
     resolved_device = resolve_device(device or config.device)
-    note = _env_note(config)
     if not (run_dir / CONFIG_FILE).is_file():
         run_dir.mkdir(parents=True, exist_ok=True)
-        command = "relic_rl.experiment.train() (library call)"
-        write_run_files(run_dir, config, build_meta(run_dir, command, resolved_device, note), command)
+        write_new_run(run_dir, config, "relic_rl.experiment.train() (library call)", resolved_device)
     start = resume_from.timesteps if resume_from is not None else 0
     total = config.total_timesteps
     segment = next_segment(run_dir)
@@ -894,7 +906,8 @@ def _resume(
             "or delete this folder)."
         )
     stamp = datetime.now().isoformat(timespec="seconds")
-    append_command(run_dir, f"# resumed {stamp}: {command or f'python -m relic_rl.train --resume {run_dir}'}")
+    verb = "resumed" if checkpoint is not None else "started"  # a folder written by write_new_run
+    append_command(run_dir, f"# {verb} {stamp}: {command or f'python -m relic_rl.train --resume {run_dir}'}")
     chosen = threads is not None
     threads = threads if threads is not None else default_threads()
     if not quiet:

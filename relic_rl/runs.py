@@ -68,7 +68,7 @@ class UsageError(UserError):
 
 #: What a run folder holds before training writes anything; resuming a run without a
 #: checkpoint may start over only when nothing else is there.
-STARTUP_FILES = frozenset({CONFIG_FILE, COMMAND_FILE, STATUS_FILE, LOCK_FILE})
+STARTUP_FILES = frozenset({CONFIG_FILE, COMMAND_FILE, STATUS_FILE, LOCK_FILE, CELL_FILE})
 
 RunState = Literal["running", "finished", "failed", "interrupted"]
 RUN_STATES: tuple[str, ...] = ("running", "finished", "failed", "interrupted")

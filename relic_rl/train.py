@@ -62,6 +62,7 @@ from relic_rl.experiment import (
     resolve_device,
     resume,
     train,
+    write_new_run,
 )
 from relic_rl.flags import PRESET_FLAGS, RUN_FLAGS, option
 from relic_rl.presets import PresetError
@@ -76,7 +77,6 @@ from relic_rl.runs import (
     dump_yaml,
     load_run_config,
     read_status,
-    write_run_files,
 )
 from relic_rl.threads import default_threads
 
@@ -479,7 +479,7 @@ def _main(argv: list[str]) -> int:
         made_log_dir = not log_dir.exists()
         run_dir = create_run_dir(log_dir, args.run_name, config)
         command = command_line(argv)
-        write_run_files(run_dir, config, build_meta(run_dir, command, device, note), command)
+        write_new_run(run_dir, config, command, device)
         threads = args.threads if args.threads is not None else default_threads()
 
         def print_summary() -> None:

@@ -483,6 +483,14 @@ def test_local_grid_end_to_end_then_rerun_skips(tmp_path: Path, capsys: pytest.C
         assert cell["variant"] == name.split("__")[0] and cell["params"]["aux"] == "relic"
         assert [r["timesteps"] for r in eval_rows(run_dir)] == ["128", "256"]
         assert (out / "logs" / f"{name}.log").is_file()
+        # The ablation wrote the run folder from the cell's resolved config and its process
+        # started it with --resume: the train command line is recorded, not re-parsed.
+        recorded, started = (run_dir / "command.txt").read_text().splitlines()
+        assert recorded.startswith("python -m relic_rl.train --env") and f"--run-name {name}" in recorded
+        assert started.startswith("# started ") and started.endswith(f"--resume {run_dir} --no-progress")
+        assert f"--resume {run_dir}" in (out / "logs" / f"{name}.log").read_text()
+        config = yaml.safe_load((run_dir / "config.yaml").read_text())
+        assert config["seed"] == int(name[-1]) and config["meta"]["command"] == recorded
     stored = yaml.safe_load((out / "ablation.yaml").read_text())
     assert (
         stored["grid"] == {"kl_weight": [1.0, 0.0]}
@@ -562,7 +570,7 @@ def _kill_when_checkpointed(
         end = time.monotonic() + deadline_s
         while time.monotonic() < end:
             if any((run_dir / "checkpoints").glob("model_*_steps.zip")):
-                for pid in _train_pids(str(run_dir.parent), f"--run-name {run_dir.name}"):
+                for pid in _train_pids(f"--resume {run_dir}"):
                     os.kill(pid, sig)
                     killed.append(pid)
                 return

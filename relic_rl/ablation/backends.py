@@ -67,9 +67,11 @@ class RunSpec:
     """Everything a worker needs to run one cell; plain data, so that Ray can ship it.
 
     :param name: the cell name.
-    :param train_args: arguments of ``python -m relic_rl.train`` for a fresh run.
-    :param resume_args: arguments to resume the run from its folder.
-    :param run_dir: the run folder (train creates it).
+    :param train_args: arguments of ``python -m relic_rl.train`` for a fresh run, used only when
+        the run folder holds no run yet (the ablation writes each cell's folder first, so its
+        processes always start from ``resume_args``).
+    :param resume_args: arguments to start or resume the run from its folder.
+    :param run_dir: the run folder.
     :param log_path: file that receives the subprocess's stdout and stderr (appended to).
     :param cwd: working directory of the subprocess (used when it exists on the worker's node).
     :param env: environment variables set for the subprocess on top of the worker's own.

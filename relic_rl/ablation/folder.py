@@ -5,7 +5,9 @@
     OUT/
       ablation.yaml         env_id, total_timesteps, seeds, grid, baseline, train_args, command
       cells/<cell>.yaml     variant, params, seed (copied into the run folder as cell.yaml)
-      runs/<cell>/          an ordinary relic_rl.train run folder (+ cell.yaml)
+      runs/<cell>/          an ordinary relic_rl.train run folder (+ cell.yaml), written by the
+                            ablation from the cell's resolved config; its process starts it with
+                            ``python -m relic_rl.train --resume runs/<cell>``
       logs/<cell>.log       stdout and stderr of the cell's training processes (appended)
       attic/<cell>__<time>/ an unfinished run without a checkpoint, moved aside when it starts over
       results.csv, summary.md, curves.png, curves.pdf   the report (relic_rl.report)
@@ -179,8 +181,8 @@ def write_yaml_once(path: Path, data: Any) -> None:
 
 
 def copy_cell_file(out: Path, name: str) -> None:
-    """Put ``cell.yaml`` into the run folder once train has created it (never before: train only
-    starts in an empty folder); written only when missing or different."""
+    """Put ``cell.yaml`` into the cell's run folder once it holds a run (``config.yaml``); written
+    only when missing or different."""
     run_dir = out / RUNS_DIR / name
     source = out / CELLS_DIR / f"{name}.yaml"
     if run_dir.is_dir() and source.is_file() and (run_dir / "config.yaml").is_file():

@@ -97,6 +97,8 @@ class PlannedCell:
         or ``finished``.
     :param detail: what the existing run folder holds, for messages.
     :param done_timesteps: timesteps already done by an unfinished run.
+    :param run_config: the resolved :class:`~relic_rl.runs.RunConfig`, which a new cell's run
+        folder is written from.
     """
 
     cell: Cell
@@ -105,6 +107,7 @@ class PlannedCell:
     state: CellState
     detail: str = ""
     done_timesteps: int = 0
+    run_config: Any = None
 
 
 @dataclass(frozen=True)
@@ -265,16 +268,21 @@ def make_plan(
 
     planned: list[tuple[Cell, list[str], dict[str, Any]]] = []
     configs: dict[str, Any] = {}
+    run_configs: dict[str, Any] = {}
     for cell in cells:
         args = argv(cell, cell.seed, budget)
         config, data = resolve(args, f"Cell {cell.name}")
         configs.setdefault(cell.variant, (cell.name, config))
+        run_configs[cell.name] = config
         planned.append((cell, args, data))
     _check_axes_take_effect(planned)
 
     spec = AblationSpec(env_id, budget, tuple(seeds), grid, baseline, tuple(train_args), curl)
     check_out_dir(out, spec.identity())
-    result = [PlannedCell(cell, tuple(args), data, "new") for cell, args, data in planned]
+    result = [
+        PlannedCell(cell, tuple(args), data, "new", run_config=run_configs[cell.name])
+        for cell, args, data in planned
+    ]
     plan = refresh_states(Plan(out, spec, result, command))
     if check_models:  # last: the slowest check
         for name, config in configs.values():

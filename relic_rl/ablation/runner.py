@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import os
+import shlex
 import signal
 import sys
 from collections.abc import Iterator
@@ -28,7 +29,7 @@ from relic_rl.ablation.backends import (
     thread_env,
 )
 from relic_rl.ablation.folder import acquire_lock, copy_cell_file, move_to_attic
-from relic_rl.ablation.plan import Plan, refresh_states, write_ablation_files
+from relic_rl.ablation.plan import Plan, PlannedCell, refresh_states, write_ablation_files
 from relic_rl.ablation.progress import Progress
 from relic_rl.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 
@@ -205,6 +206,18 @@ def _conclude(plan: Plan, spec: RunSpec, outcome: Outcome) -> RunResult:
     return RunResult(spec.name, verdict, log, reason)
 
 
+def _write_cell_run(plan: Plan, cell: PlannedCell) -> None:
+    """Write a new cell's run folder from its resolved config, which its process then resumes:
+    the train command line is recorded, never re-parsed."""
+    if cell.run_config is None:  # a plan made without configs: train creates the folder itself
+        return
+    from relic_rl.experiment import write_new_run
+
+    run_dir = plan.run_dir(cell.cell.name)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_new_run(run_dir, cell.run_config, shlex.join(["python", "-m", "relic_rl.train", *cell.train_args]))
+
+
 @contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
     """SIGTERM (e.g. a job scheduler's stop) interrupts the ablation like Ctrl-C."""
@@ -260,7 +273,9 @@ def run_ablation(
                 print(
                     f"{c.cell.name}: no checkpoint to resume from; moved the old folder to {moved}", file=out
                 )
-            elif c.state != "new":
+            if c.state in ("new", "restart"):
+                _write_cell_run(plan, c)
+            if c.state != "finished":
                 copy_cell_file(plan.out, c.cell.name)
         env = thread_env(threads_per_run)
         if os.environ.get("PYTHONPATH"):  # Ray workers on other nodes need it too (module:EnvId)
@@ -286,21 +301,20 @@ def run_ablation(
         progress = Progress(len(specs), already=len(skipped), stream=out, live=live)
         active: set[str] = set()
 
+        resumed = {c.cell.name for c in plan.cells if c.state == "resume"}
+
         def on_start(spec: RunSpec) -> None:
             active.add(spec.name)
-            resumed = (Path(spec.run_dir) / "config.yaml").is_file()
-            progress.started(spec.name, "resumed" if resumed else "started")
+            progress.started(spec.name, "resumed" if spec.name in resumed else "started")
 
         def on_poll() -> None:
             for name in list(active):
-                copy_cell_file(plan.out, name)
                 timesteps = observed_timesteps(plan.run_dir(name))
                 if timesteps is not None:
                     progress.update(name, timesteps, plan.spec.total_timesteps)
 
         def on_done(spec: RunSpec, outcome: Outcome) -> None:
             active.discard(spec.name)
-            copy_cell_file(plan.out, spec.name)
             result = _conclude(plan, spec, outcome)
             outcomes[spec.name] = result
             detail = result.message + (f" (log: {result.log_path})" if result.state == "failed" else "")
