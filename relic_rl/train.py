@@ -9,9 +9,9 @@ command line only:
   (preset lookup, ``--hyperparams``, flags), whose ``to_dict()`` is ``config.yaml`` without ``meta``;
 * :func:`main` - the command line; user mistakes print ``error: <one paragraph>`` and return 2.
 
-Building, training and resuming a run is :mod:`relic_rl.experiment` (its :func:`train`,
-:func:`resume`, :func:`preflight`, :func:`make_env` and :func:`build_model` stay importable
-from here).
+Building, training and resuming a run is :mod:`relic_rl.experiment`; the names this module
+used to re-export from there (``train``, ``resume``, ``make_env``, ``build_model``, ...) still
+resolve here, with a DeprecationWarning.
 """
 
 from __future__ import annotations
@@ -23,10 +23,12 @@ import shlex
 import signal
 import sys
 import threading
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from relic_rl import experiment
 from relic_rl.agent_config import (
     apply_overrides,
     check_override_keys,
@@ -42,28 +44,6 @@ from relic_rl.environments import (
 )
 from relic_rl.environments.factory import VEC_ENV_KINDS
 from relic_rl.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UserError
-from relic_rl.experiment import (
-    _ACTIVE_UPDATE_GUARDS,
-    DEFAULT_KEEP_CHECKPOINTS,
-    EVAL_SEED_OFFSET,
-    ON_POLICY,
-    RANDOMIZED_EVAL_SEED_OFFSET,
-    TrainResult,
-    _env_note,
-    build_meta,
-    build_model,
-    check_action_space,
-    check_budget,
-    format_summary,
-    import_extractor,
-    make_env,
-    make_logger,
-    preflight,
-    resolve_device,
-    resume,
-    train,
-    write_new_run,
-)
 from relic_rl.flags import PRESET_FLAGS, RUN_FLAGS, option
 from relic_rl.presets import PresetError
 from relic_rl.runs import (
@@ -82,31 +62,14 @@ from relic_rl.threads import default_threads
 
 __all__ = [
     "DEFAULT_ALGO",
-    "DEFAULT_KEEP_CHECKPOINTS",
-    "EVAL_SEED_OFFSET",
-    "ON_POLICY",
-    "RANDOMIZED_EVAL_SEED_OFFSET",
     "USER_ERRORS",
-    "TrainResult",
-    "build_meta",
-    "build_model",
     "build_parser",
-    "check_action_space",
-    "check_budget",
     "command_line",
     "config_from_args",
     "default_algo",
-    "format_summary",
-    "import_extractor",
     "main",
-    "make_env",
-    "make_logger",
     "parse_args",
-    "preflight",
-    "resolve_device",
     "resolve_run_config",
-    "resume",
-    "train",
 ]
 
 DEFAULT_ALGO = "ppo"
@@ -272,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=int_at_least(0),
         metavar="K",
         help=f"keep only the newest K checkpoints (each holds the model and its optimizer, 15.5 MB for the "
-        f"CarRacing preset); 0 keeps all (default: {DEFAULT_KEEP_CHECKPOINTS}).",
+        f"CarRacing preset); 0 keeps all (default: {experiment.DEFAULT_KEEP_CHECKPOINTS}).",
     )
     evaluation.add_argument(
         "--checkpoint-freq",
@@ -360,12 +323,12 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
                 "temperature and no KL penalty. Drop the flag, or use --aux relic."
             )
     if args.extractor is not None:
-        import_extractor(args.extractor)
+        experiment.import_extractor(args.extractor)
     if agent.frame_stack is not None:
         env_preset = dataclasses.replace(env_preset, frame_stack=agent.frame_stack)
     if agent.frame_skip is not None:
         env_preset = dataclasses.replace(env_preset, frame_skip=agent.frame_skip)
-    check_budget(algo, agent)
+    experiment.check_budget(algo, agent)
     return RunConfig(
         env_id=env_id,
         algo=algo,
@@ -427,7 +390,7 @@ def _stop_on_signals() -> Iterator[None]:
         return
 
     def interrupt(signum: int, frame: object) -> None:
-        if _ACTIVE_UPDATE_GUARDS and _ACTIVE_UPDATE_GUARDS[-1].defer():
+        if experiment._ACTIVE_UPDATE_GUARDS and experiment._ACTIVE_UPDATE_GUARDS[-1].defer():
             print(
                 "\nstopping after the current update (so that the checkpoint holds all of it); "
                 "Ctrl-C again stops at once and keeps the last checkpoint instead.",
@@ -462,7 +425,7 @@ def _main(argv: list[str]) -> int:
             if status.state == "finished":
                 print(f"{run_dir}: already finished ({status.timesteps:,} timesteps); nothing to do.")
                 return EXIT_OK
-            result = resume(
+            result = experiment.resume(
                 run_dir,
                 device=args.device,
                 progress=not args.no_progress,
@@ -473,19 +436,19 @@ def _main(argv: list[str]) -> int:
             )
             return result.exit_code if result.state != "failed" else _report_failure(result)
         config = config_from_args(args)
-        device = resolve_device(config.device)
-        note = _env_note(config)
+        device = experiment.resolve_device(config.device)
+        note = experiment._env_note(config)
         log_dir = Path(args.log_dir or "runs")
         made_log_dir = not log_dir.exists()
         run_dir = create_run_dir(log_dir, args.run_name, config)
         command = command_line(argv)
-        write_new_run(run_dir, config, command, device)
+        experiment.write_new_run(run_dir, config, command, device)
         threads = args.threads if args.threads is not None else default_threads()
 
         def print_summary() -> None:
             if not args.quiet:
                 print(dump_yaml({"config": config.to_dict()}).rstrip())
-                summary = format_summary(
+                summary = experiment.format_summary(
                     config, run_dir, device, note, threads=threads, threads_chosen=args.threads is not None
                 )
                 print(summary, flush=True)
@@ -493,7 +456,7 @@ def _main(argv: list[str]) -> int:
         try:
             # The run is built once, inside train: bad input found while building (an env id,
             # a hyperparameter SB3 refuses, ...) removes the new folder, so nothing is left.
-            result = train(
+            result = experiment.train(
                 config,
                 run_dir,
                 device=device,
@@ -521,12 +484,52 @@ def _main(argv: list[str]) -> int:
 
 
 def _keep(args: argparse.Namespace) -> int:
-    return DEFAULT_KEEP_CHECKPOINTS if args.keep_checkpoints is None else int(args.keep_checkpoints)
+    return (
+        experiment.DEFAULT_KEEP_CHECKPOINTS if args.keep_checkpoints is None else int(args.keep_checkpoints)
+    )
 
 
-def _report_failure(result: TrainResult) -> int:
+def _report_failure(result: experiment.TrainResult) -> int:
     print(f"error: {result.message}", file=sys.stderr)
     return EXIT_FAILED
+
+
+#: Library names this module re-exported before they moved to :mod:`relic_rl.experiment`.
+_MOVED_TO_EXPERIMENT = frozenset(
+    (
+        "DEFAULT_KEEP_CHECKPOINTS",
+        "EVAL_SEED_OFFSET",
+        "ON_POLICY",
+        "RANDOMIZED_EVAL_SEED_OFFSET",
+        "TrainResult",
+        "build_meta",
+        "build_model",
+        "check_action_space",
+        "check_budget",
+        "format_summary",
+        "import_extractor",
+        "make_env",
+        "make_logger",
+        "preflight",
+        "resolve_device",
+        "resume",
+        "train",
+    )
+)
+
+
+def __getattr__(name: str) -> Any:
+    """Keep ``from relic_rl.train import train`` (and the other moved names) working, with a
+    DeprecationWarning that names their home."""
+    if name in _MOVED_TO_EXPERIMENT:
+        warnings.warn(
+            f"relic_rl.train.{name} moved to relic_rl.experiment.{name}; import it from there "
+            "(relic_rl.train is the command line only).",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return getattr(experiment, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 if __name__ == "__main__":

@@ -494,7 +494,8 @@ def test_without_box2d_fast_carracing_is_missing_but_imports_work(monkeypatch: p
 def test_run_summary_note_reads_the_preset_and_the_user_env_kwargs() -> None:
     import dataclasses
 
-    from relic_rl.train import _env_note, resolve_run_config
+    from relic_rl.experiment import _env_note
+    from relic_rl.train import resolve_run_config
 
     config = resolve_run_config(["--env", "CarRacing-v3"])
     stock_preset = dataclasses.replace(config.env_preset, env_kwargs={"renderer": "stock"})

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 from stable_baselines3.common.callbacks import BaseCallback
 
+from relic_rl.experiment import train
 from relic_rl.runs import LOCK_FILE, UsageError, atomic_write_text, run_lock
-from relic_rl.train import main, resolve_run_config, train
+from relic_rl.train import main, resolve_run_config
 from tests.test_train_cli import FAKE, TINY, subprocess_env
 
 HOLD = """

@@ -22,6 +22,7 @@ from stable_baselines3 import PPO
 
 from relic_rl.callbacks import StopAfterSteps
 from relic_rl.evaluate import evaluate_run
+from relic_rl.experiment import train
 from relic_rl.extractor import ReLICExtractor
 from relic_rl.objectives import CURLObjective
 from relic_rl.runs import (
@@ -32,7 +33,7 @@ from relic_rl.runs import (
     read_status,
     write_run_files,
 )
-from relic_rl.train import build_parser, main, resolve_run_config, train
+from relic_rl.train import build_parser, main, resolve_run_config
 from tests.helpers import BOX2D_MODULES
 
 REPO = Path(__file__).resolve().parents[1]
@@ -808,3 +809,16 @@ def test_bad_hyperparameter_found_while_building_leaves_no_folder(
     assert code == 2, err
     assert "Cannot build the ppo model" in err and "config:" not in out
     assert not log_dir.exists()
+
+
+def test_train_cli_module_exports_the_command_line_only() -> None:
+    import relic_rl.experiment as experiment
+    import relic_rl.train as cli
+
+    assert {"main", "build_parser", "resolve_run_config"} <= set(cli.__all__)
+    assert not {"train", "resume", "make_env", "build_model", "preflight"} & set(cli.__all__)
+    # The moved names still resolve, to the library's objects, with a warning naming their home.
+    with pytest.warns(DeprecationWarning, match=r"relic_rl\.experiment\.make_env"):
+        assert cli.make_env is experiment.make_env
+    with pytest.raises(AttributeError):
+        cli.no_such_name  # noqa: B018
