@@ -410,8 +410,8 @@ def run_ray(
             try:
                 while queue and len(running) < limit and not interrupted:
                     spec = queue.pop(0)
+                    on_start(spec)  # first: it may write the run folder that the task starts from
                     running[remote.remote(spec)] = spec
-                    on_start(spec)
                 if running:
                     ready, _ = ray.wait(list(running), num_returns=1, timeout=poll_s)
                     for ref in ready:

@@ -273,9 +273,7 @@ def run_ablation(
                 print(
                     f"{c.cell.name}: no checkpoint to resume from; moved the old folder to {moved}", file=out
                 )
-            if c.state in ("new", "restart"):
-                _write_cell_run(plan, c)
-            if c.state != "finished":
+            elif c.state == "resume":
                 copy_cell_file(plan.out, c.cell.name)
         env = thread_env(threads_per_run)
         if os.environ.get("PYTHONPATH"):  # Ray workers on other nodes need it too (module:EnvId)
@@ -302,8 +300,14 @@ def run_ablation(
         active: set[str] = set()
 
         resumed = {c.cell.name for c in plan.cells if c.state == "resume"}
+        fresh = {c.cell.name: c for c in plan.cells if c.state in ("new", "restart")}
 
         def on_start(spec: RunSpec) -> None:
+            # A new cell's folder is written when its turn comes, so that a queued cell never
+            # shows a "running" status.
+            if spec.name in fresh:
+                _write_cell_run(plan, fresh[spec.name])
+                copy_cell_file(plan.out, spec.name)
             active.add(spec.name)
             progress.started(spec.name, "resumed" if spec.name in resumed else "started")
 
