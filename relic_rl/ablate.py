@@ -1,22 +1,7 @@
-"""Ablations over seeds: ``python -m relic_rl.ablate``.
-
-``python -m relic_rl.ablate --env CarRacing-v2 --seeds 0 1 2 --total-timesteps 200000`` trains the
-KL invariance penalty on (the preset's ``kl_weight``) and off (0) for every seed, each cell as an
-ordinary ``relic_rl.train`` run folder under ``--out``, then writes the report of
-:mod:`relic_rl.report` (``results.csv``, ``summary.md``, ``curves.png``/``.pdf``).
-
-* ``--baseline`` adds the no-aux variant (``--aux none``), ``--aux relic curl none`` chooses the
-  auxiliary-loss variants (CURL included), ``--grid KEY=V1,V2`` any other axis
-  (a ReLIC field or an algorithm hyperparameter; see :mod:`relic_rl.ablation.grid` for the value
-  separators); every other flag goes to ``relic_rl.train`` unchanged.
-* Re-running the same command continues the ablation: finished runs are skipped, unfinished ones
-  resume from their last checkpoint, and a run folder whose config differs is an error naming the
-  differing keys. ``--dry-run`` prints the grid and its cost.
-* ``--backend local`` (default) runs ``--workers`` training processes at a time on this machine;
-  ``--backend ray`` runs each as a Ray task (local instance, or ``--ray-address auto``).
-
-The folder layout is described in :mod:`relic_rl.ablation.folder`; this module is the command
-line over :func:`relic_rl.ablation.plan.make_plan` and :func:`relic_rl.ablation.runner.run_ablation`.
+"""Ablations over seeds: ``python -m relic_rl.ablate``, the CLI over :func:`~relic_rl.ablation.plan.make_plan`
+and :func:`~relic_rl.ablation.runner.run_ablation`. Every cell is a ``relic_rl.train`` run folder under
+``--out`` (:mod:`relic_rl.ablation.folder`); then the :mod:`relic_rl.report` report is written. Re-running
+continues (finished runs skipped, others resumed); a run folder whose config differs is an error naming keys.
 """
 
 from __future__ import annotations
@@ -31,8 +16,6 @@ from typing import TextIO
 from relic_rl.ablation.backends import RAY_INSTALL_HINT, BackendError
 from relic_rl.ablation.plan import make_plan
 from relic_rl.ablation.runner import (
-    EXIT_INTERRUPTED,
-    EXIT_OK,
     AblationResult,
     RunResult,
     cpus_per_run,
@@ -42,7 +25,7 @@ from relic_rl.ablation.runner import (
 )
 from relic_rl.ablation.train_args import AblateError
 from relic_rl.cli_types import UserErrorParser, float_at_least, int_at_least
-from relic_rl.errors import EXIT_USAGE
+from relic_rl.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 
 __all__ = [
     "AblationResult",
@@ -54,11 +37,6 @@ __all__ = [
     "observed_timesteps",
     "run_ablation",
 ]
-
-
-# --------------------------------------------------------------------------------------------
-# Command line
-# --------------------------------------------------------------------------------------------
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -136,9 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="also evaluate every run on the domain-randomized env (passed to relic_rl.train).",
     )
     run = parser.add_argument_group("running")
-    run.add_argument(
-        "--out", type=Path, metavar="DIR", help="the ablation folder (default: ablations/<env>)."
-    )
+    run.add_argument("--out", type=Path, metavar="DIR", help="ablation folder (default: ablations/<env>).")
     run.add_argument(
         "--backend",
         choices=["local", "ray"],
@@ -200,10 +176,8 @@ def _report(out: Path, reps: int, stream: TextIO) -> None:
     except (ReportError, OSError) as err:  # e.g. no run has evaluations yet
         print(f"warning: no report written: {err}", file=sys.stderr)
         return
-    print(
-        f"report: {paths.results_csv}, {paths.summary_md}, {paths.curves_png}, {paths.curves_pdf}",
-        file=stream,
-    )
+    files = (paths.results_csv, paths.summary_md, paths.curves_png, paths.curves_pdf)
+    print(f"report: {', '.join(map(str, files))}", file=stream)
     if paths.warnings:
         print(f"{len(paths.warnings)} warning(s), listed at the end of {paths.summary_md}.", file=stream)
     try:
@@ -216,14 +190,10 @@ def _report(out: Path, reps: int, stream: TextIO) -> None:
 
 
 def main(argv: Sequence[str] | None = None, stream: TextIO | None = None) -> int:
-    """Run the CLI; 0 all runs finished, 1 a run failed, 2 usage error, 130 interrupted.
-
-    :param argv: arguments without the program name (``sys.argv[1:]`` when ``None``).
-    :param stream: where progress and results go (stdout by default).
-    """
+    """Run the CLI on ``argv`` (default ``sys.argv[1:]``), printing to ``stream`` (default stdout);
+    return 0 all runs finished, 1 a run failed, 2 usage error, 130 interrupted."""
     argv = list(sys.argv[1:] if argv is None else argv)
     out_stream = sys.stdout if stream is None else stream
-    prog = "python -m relic_rl.ablate"
     try:
         args, train_args = build_parser().parse_known_args(argv)
         if args.backend == "ray":
@@ -235,7 +205,6 @@ def main(argv: Sequence[str] | None = None, stream: TextIO | None = None) -> int
             raise AblateError("--ray-address and --gpus-per-run need --backend ray.")
         if args.eval_domain_randomize:
             train_args.append("--eval-domain-randomize")
-        out = args.out if args.out is not None else _default_out(args.env)
         aux = list(dict.fromkeys(args.aux or ["relic"]))
         plan = make_plan(
             env_id=args.env,
@@ -247,7 +216,7 @@ def main(argv: Sequence[str] | None = None, stream: TextIO | None = None) -> int
             relic="relic" in aux,
             curl="curl" in aux,
             train_args=train_args,
-            out=out,
+            out=args.out if args.out is not None else _default_out(args.env),
             command=shlex.join(["python", "-m", "relic_rl.ablate", *argv]),
         )
         print(plan.describe(), file=out_stream, flush=True)
@@ -263,7 +232,7 @@ def main(argv: Sequence[str] | None = None, stream: TextIO | None = None) -> int
             stream=out_stream,
         )
     except (AblateError, BackendError) as err:
-        print(f"{prog}: error: {err}", file=sys.stderr)
+        print(f"python -m relic_rl.ablate: error: {err}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted before any run started.", file=sys.stderr)

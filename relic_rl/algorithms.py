@@ -1,11 +1,8 @@
 """Thin SB3 algorithm subclasses that default to the ReLIC extractor and log ``relic/*``.
 
-``ReLICPPO("CnnPolicy", env, relic=ReLICConfig(...))`` is the same as
-``PPO("CnnPolicy", env, policy_kwargs=dict(features_extractor_class=ReLICExtractor,
-features_extractor_kwargs=dict(config=ReLICConfig(...))))`` plus metric logging, and, for
-SAC and TD3, the CURL/DrQ encoder layout by default (:mod:`relic_rl.policies`): one encoder
-trained by the critic and auxiliary losses, read detached by the actor. None of SB3's ``train()`` bodies is
-copied: ``train`` calls the parent and then logs.
+``ReLICPPO("CnnPolicy", env, relic=ReLICConfig(...))`` is ``PPO`` with
+``features_extractor_class=ReLICExtractor`` and that config, plus metric logging; SAC and TD3 default
+to the CURL/DrQ encoder layout of :mod:`relic_rl.policies`. ``train`` calls the parent, then logs.
 """
 
 from __future__ import annotations
@@ -30,18 +27,11 @@ from relic_rl.policies import (
     is_actor_loss_call,
 )
 
-#: Name fragments of SB3 target networks; their extractors never train and are not logged.
-_TARGET_MARKERS = ("_target",)
-
 
 def relic_policy_kwargs(policy_kwargs: dict[str, Any] | None, relic: ReLICConfig | None) -> dict[str, Any]:
-    """Return ``policy_kwargs`` with the ReLIC extractor and its config filled in.
+    """A copy of ``policy_kwargs`` with the ReLIC extractor and its config (default ``ReLICConfig()``).
 
-    :param policy_kwargs: the user's policy kwargs (not modified).
-    :param relic: the ReLIC config; ``None`` keeps one already in the extractor kwargs or
-        uses ``ReLICConfig()``.
-    :raises ValueError: when a non-ReLIC extractor is requested together with ``relic``, or
-        ``relic`` is given twice.
+    :raises ValueError: for a non-ReLIC extractor class, or a ``relic`` given twice or not a ``ReLICConfig``.
     """
     kwargs = dict(policy_kwargs or {})
     extractor_class = kwargs.setdefault("features_extractor_class", ReLICExtractor)
@@ -63,22 +53,17 @@ def relic_policy_kwargs(policy_kwargs: dict[str, Any] | None, relic: ReLICConfig
 
 
 def relic_extractors(policy: nn.Module) -> dict[str, ReLICExtractor]:
-    """The trainable ReLIC extractors of a policy by module path (targets and shared copies once)."""
-    found: dict[str, ReLICExtractor] = {}
-    for name, module in policy.named_modules():
-        if isinstance(module, ReLICExtractor) and not any(m in name for m in _TARGET_MARKERS):
-            found[name] = module
-    return found
+    """The trainable ReLIC extractors of a policy by module path (no ``*_target``; shared ones once)."""
+    return {
+        name: module
+        for name, module in policy.named_modules()
+        if isinstance(module, ReLICExtractor) and "_target" not in name
+    }
 
 
 def configure_relic(policy: nn.Module) -> None:
-    """Apply the CURL convention to actor-critic policies with separate encoders.
-
-    For SAC/TD3 policies whose actor and critic do not share the features extractor, the
-    auxiliary loss trains the critic's encoder only: the actor's extractor is switched off
-    (``aux_enabled = False``). With a shared extractor SB3 trains it through the actor's
-    optimizer and computes critic features without gradient, so the loss trains it there.
-    """
+    """CURL convention for SAC/TD3 policies with separate actor and critic extractors: the auxiliary loss
+    trains the critic's only (a shared one trains through the actor's optimizer, as SB3 does)."""
     actor = getattr(policy, "actor", None)
     critic = getattr(policy, "critic", None)
     if actor is None or critic is None or getattr(policy, "share_features_extractor", True):
@@ -87,27 +72,14 @@ def configure_relic(policy: nn.Module) -> None:
         extractor = getattr(owner, "features_extractor", None)
         if isinstance(extractor, ReLICExtractor) and extractor is not critic.features_extractor:
             extractor.aux_enabled = False
-    if isinstance(critic.features_extractor, ReLICExtractor):
-        _skip_aux_for_actor_loss(critic)
-
-
-def _skip_aux_for_actor_loss(critic: nn.Module) -> None:
-    """Compute the critic's auxiliary loss only in the critic loss, not in SAC's actor loss.
-
-    SAC's actor loss evaluates the critic (with gradient when the extractor is not shared)
-    on actions that carry gradient; the critic loss uses replay actions that do not. The
-    auxiliary gradient of that second call would only reach critic parameters whose
-    gradients SB3 discards, so skipping it changes no update and saves its compute.
-
-    Done with forward hooks that are module-level functions of the module they run on, so
-    that a deep copy of the policy switches its own extractor and the policy pickles.
-    """
-    extractor = critic.features_extractor
-    if getattr(critic, "_relic_actor_loss_guard", False) or not isinstance(extractor, ReLICExtractor):
-        return
-    critic.register_forward_pre_hook(_actor_call_pre_hook)
-    critic.register_forward_hook(_actor_call_post_hook, always_call=True)
-    critic._relic_actor_loss_guard = True  # type: ignore[assignment]
+    hooked = hasattr(critic, "_relic_actor_loss_guard")
+    if isinstance(critic.features_extractor, ReLICExtractor) and not hooked:
+        # The actor loss calls the critic on actions with gradient; an auxiliary gradient there would
+        # reach only critic gradients SB3 discards, so the hooks skip it. Module-level functions, so
+        # that a deep copy switches its own extractor and the policy pickles.
+        critic.register_forward_pre_hook(_actor_call_pre_hook)
+        critic.register_forward_hook(_actor_call_post_hook, always_call=True)
+        critic._relic_actor_loss_guard = True
 
 
 def _actor_call_pre_hook(critic: nn.Module, args: tuple[Any, ...]) -> None:
@@ -127,14 +99,8 @@ def _actor_call_post_hook(critic: nn.Module, args: tuple[Any, ...], output: Any)
 
 
 def record_relic_metrics(policy: nn.Module, logger: Logger) -> dict[str, float]:
-    """Pop the metrics of every active ReLIC extractor and record them as ``relic/*``.
-
-    With a single active extractor keys are ``relic/<metric>``; with several (e.g. PPO with
-    separate policy and value encoders) ``relic/<module path>/<metric>``. Values are
-    recorded with ``record_mean`` so several train calls between two dumps are averaged.
-
-    :return: the recorded key -> value mapping.
-    """
+    """Pop the active extractors' metrics, ``record_mean`` and return them: ``relic/<metric>`` with one
+    active extractor, ``relic/<module path>/<metric>`` with several."""
     active = {name: ext for name, ext in relic_extractors(policy).items() if ext.aux_enabled}
     recorded: dict[str, float] = {}
     for name, extractor in active.items():
@@ -148,10 +114,11 @@ def record_relic_metrics(policy: nn.Module, logger: Logger) -> dict[str, float]:
 class _ReLICMixin:
     """Shared behaviour of the ``ReLIC*`` algorithm classes."""
 
-    #: net_arch SB3's CnnPolicy uses after NatureCNN for this algorithm (None: SB3's default).
-    _nature_net_arch: list[int] | None = None
+    #: net_arch SB3's CnnPolicy uses after NatureCNN for this algorithm ([]: no MLP; None: SB3's default).
+    _nature_net_arch: list[int] | None = []
     #: Policy names that get the ReLIC extractor; the first is the image policy (CnnPolicy).
     _relic_policies: tuple[str, ...] = ("CnnPolicy", "MultiInputPolicy")
+    policy: Any  # set by SB3's algorithm class
 
     def __init__(self, policy: Any = "CnnPolicy", env: Any = None, *args: Any, **kwargs: Any) -> None:
         relic = kwargs.pop("relic", None)
@@ -159,67 +126,48 @@ class _ReLICMixin:
         if kwargs.get("_init_setup_model", True) and policy in self._relic_policies:
             policy_kwargs = relic_policy_kwargs(kwargs.get("policy_kwargs"), relic)
             if policy == self._relic_policies[0] and self._nature_net_arch is not None:
-                # SB3 drops the MLP after NatureCNN only when it sees NatureCNN itself; keep
-                # its CnnPolicy architecture for the ReLIC encoder too.
+                # SB3 drops the MLP after NatureCNN only when it sees NatureCNN itself.
                 policy_kwargs.setdefault("net_arch", list(self._nature_net_arch))
             kwargs["policy_kwargs"] = policy_kwargs
         elif relic is not None:
             raise ValueError(
                 f"relic=... only applies to policy={' or '.join(map(repr, self._relic_policies))} "
-                f"(got {policy!r}); pass "
-                "the config through "
-                "policy_kwargs=dict(features_extractor_class=ReLICExtractor, "
-                "features_extractor_kwargs=dict(config=...)) instead."
+                f"(got {policy!r}); pass the config through policy_kwargs=dict(features_extractor_class="
+                "ReLICExtractor, features_extractor_kwargs=dict(config=...)) instead."
             )
         super().__init__(policy, env, *args, **kwargs)  # type: ignore[call-arg]
 
     def _setup_model(self) -> None:
         super()._setup_model()  # type: ignore[misc]
-        configure_relic(self._policy())
+        configure_relic(self.policy)
 
     def train(self, *args: Any, **kwargs: Any) -> None:
         super().train(*args, **kwargs)  # type: ignore[misc]
-        record_relic_metrics(self._policy(), self.logger)  # type: ignore[attr-defined]
-
-    def _policy(self) -> nn.Module:
-        policy: nn.Module = self.policy  # type: ignore[attr-defined]
-        return policy
+        record_relic_metrics(self.policy, self.logger)  # type: ignore[attr-defined]
 
     @property
     def relic_config(self) -> ReLICConfig | None:
         """The config of the (first) ReLIC extractor, or None when the policy has none."""
-        extractors = relic_extractors(self._policy())
-        return next(iter(extractors.values())).config if extractors else None
+        return next((e.config for e in relic_extractors(self.policy).values()), None)
 
 
 class ReLICPPO(_ReLICMixin, PPO):
     """PPO with the ReLIC auxiliary loss (``relic=ReLICConfig(...)``)."""
 
-    _nature_net_arch = []
-
 
 class ReLICA2C(_ReLICMixin, A2C):
     """A2C with the ReLIC auxiliary loss (``relic=ReLICConfig(...)``)."""
-
-    _nature_net_arch = []
 
 
 class ReLICDQN(_ReLICMixin, DQN):
     """DQN with the ReLIC auxiliary loss (``relic=ReLICConfig(...)``)."""
 
-    _nature_net_arch = []
-
 
 class ReLICSAC(_ReLICMixin, SAC):
-    """SAC with the ReLIC auxiliary loss.
+    """SAC with the ReLIC auxiliary loss; ``policy_kwargs=dict(encoder_mode=...)``: ``"critic"`` (default,
+    CURL/DrQ), ``"separate"`` or ``"shared"`` (see :mod:`relic_rl.policies`)."""
 
-    ``CnnPolicy`` and ``MultiInputPolicy`` are :mod:`relic_rl.policies`' classes: by default
-    (``policy_kwargs=dict(encoder_mode="critic")``) one encoder trained by the critic and
-    auxiliary losses, read detached by the actor (CURL, DrQ). ``encoder_mode="separate"``
-    (SB3's default layout: the auxiliary loss then trains the critic's encoder only) and
-    ``"shared"`` remain selectable.
-    """
-
+    _nature_net_arch = None
     policy_aliases = {
         **SAC.policy_aliases,
         "CnnPolicy": ReLICSACCnnPolicy,
@@ -242,14 +190,10 @@ class ReLICTD3(_ReLICMixin, TD3):
 class AlgorithmInfo:
     """What relic-rl needs to know about an algorithm of :data:`ALGORITHMS`.
 
-    :param path: ``module:Class`` of the ReLIC algorithm class, imported on first use (the
-        sb3-contrib ones need the ``contrib`` extra).
-    :param image_policy: the policy alias presets use (SB3's ``CnnPolicy``, RecurrentPPO's
-        ``CnnLstmPolicy``).
-    :param on_policy: collects rollouts of ``n_envs x n_steps`` and then updates.
+    :param path: ``module:Class`` of the ReLIC algorithm class, imported on first use.
+    :param image_policy: the policy alias presets use.
     :param actions: the action spaces it acts in: ``any``, ``discrete`` or ``box``.
-    :param heads: the keys of a ``net_arch`` mapping (``pi``/``vf``, ``pi``/``qf``), or
-        None when ``net_arch`` is a list.
+    :param heads: the keys of a ``net_arch`` mapping, or None when ``net_arch`` is a list.
     :param extra: the pip extra that provides it, or None.
     """
 
@@ -285,12 +229,8 @@ class MissingExtraError(UserError, ImportError):
 
 
 class _AlgorithmTable(Mapping[str, type]):
-    """``name -> ReLIC algorithm class`` over :data:`ALGORITHM_INFO`, importing on first use.
-
-    Every name is listed (and ``in``) whether or not its package is installed, so that the
-    CLIs and presets know them; looking one up without its package raises
-    :class:`MissingExtraError`, which says what to install.
-    """
+    """``name -> ReLIC algorithm class``, importing on first use; every name is listed, and looking up
+    one whose package is missing raises :class:`MissingExtraError`."""
 
     def __getitem__(self, name: str) -> type:
         info = ALGORITHM_INFO[name]
@@ -302,8 +242,7 @@ class _AlgorithmTable(Mapping[str, type]):
                 f"--algo {name} needs the packages of relic-rl's {info.extra or 'all'} extra, which are not "
                 f'installed ({e}). Install them with: pip install "relic-rl[{info.extra or "all"}]".'
             ) from None
-        cls: type = getattr(module, class_name)
-        return cls
+        return getattr(module, class_name)
 
     def __contains__(self, name: object) -> bool:
         return name in ALGORITHM_INFO
@@ -323,8 +262,7 @@ ALGORITHMS: Mapping[str, type] = _AlgorithmTable()
 
 
 def __getattr__(name: str) -> Any:
-    # ReLICCallback lives in relic_rl.callbacks; imported on use so that the old import path
-    # keeps working without a cycle (callbacks -> runs -> algorithms).
+    # Imported on use, avoiding the cycle callbacks -> runs -> algorithms.
     if name == "ReLICCallback":
         from relic_rl.callbacks import ReLICCallback
 

@@ -1,13 +1,7 @@
 """Training callbacks of the CLI: evaluation, atomic checkpoints, a non-finite guard, a progress bar.
 
-All periodic work is keyed to *crossings* of multiples of a frequency by
-``model.num_timesteps`` (env steps summed over envs), never to call counts, so an
-interrupted and resumed run does it at the same timesteps as an uninterrupted one.
-
-Checkpoints are taken at the start of a rollout: the policy has just been updated and no
-transition of the next rollout has been collected, so a checkpoint's ``num_timesteps`` is
-always a rollout boundary and a resumed run keeps the original rollout boundaries (and
-with them its final timestep and number of evaluations).
+Periodic work is keyed to ``num_timesteps`` crossing multiples of a frequency and checkpoints to
+rollout starts, so a resumed run keeps the original rollouts, evaluation timesteps and end.
 """
 
 from __future__ import annotations
@@ -26,6 +20,7 @@ import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.vec_env import VecEnv, sync_envs_normalization
 
 from relic_rl.runs import (
@@ -41,15 +36,16 @@ from relic_rl.runs import (
 GUARDED_PREFIXES = ("train/", "relic/")
 
 
-class NonFiniteError(RuntimeError):
-    """Training produced NaN/inf losses, metrics or parameters.
+class _PhaseCallback(BaseCallback):
+    """A callback acting on training phases only."""
 
-    :param step: ``model.num_timesteps`` when it was detected.
-    :param bad: the non-finite logged values.
-    :param parameters: names of non-finite policy parameters (at most a few).
-    :param metrics: every guarded value logged by the last update.
-    :param detail: what else reported the problem (e.g. torch refusing a NaN distribution parameter).
-    """
+    def _on_step(self) -> bool:
+        return True
+
+
+class NonFiniteError(RuntimeError):
+    """Training produced NaN/inf losses, metrics (``bad``; ``metrics``: all of the last update) or
+    ``parameters``; ``detail``: what else reported it (e.g. torch refusing a NaN distribution)."""
 
     def __init__(
         self,
@@ -83,25 +79,16 @@ def _fmt(value: float) -> str:
 
 def non_finite_parameters(model: BaseAlgorithm, limit: int = 5) -> list[str]:
     """Names of (up to ``limit``) policy parameters holding NaN or inf."""
-    bad = []
     with torch.no_grad():
-        for name, param in model.policy.named_parameters():
-            if not bool(torch.isfinite(param).all()):
-                bad.append(name)
-                if len(bad) >= limit:
-                    break
-    return bad
+        bad = [name for name, param in model.policy.named_parameters() if not torch.isfinite(param).all()]
+    return bad[:limit]
 
 
 def non_finite_error_from(
     error: ValueError, model: BaseAlgorithm, metrics: dict[str, float]
 ) -> NonFiniteError | None:
-    """The :class:`NonFiniteError` behind ``error``, or None when ``error`` is something else.
-
-    A diverging update usually surfaces inside SB3 as a ``ValueError`` from
-    ``torch.distributions`` ("... found invalid values") on the next forward pass, before any
-    loss is logged; this recognises it (or non-finite parameters) so the run fails cleanly.
-    """
+    """The :class:`NonFiniteError` behind ``error`` (a diverging update often surfaces as
+    ``torch.distributions``' "invalid values" ``ValueError``, before any loss is logged), or None."""
     first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     parameters = non_finite_parameters(model)
     if not parameters and "invalid values" not in str(error) and "nan" not in first_line.lower():
@@ -110,13 +97,9 @@ def non_finite_error_from(
     return NonFiniteError(model.num_timesteps, {}, parameters, metrics, detail=detail)
 
 
-class NonFiniteGuard(BaseCallback):
-    """Stop training when the last update logged NaN/inf or left non-finite parameters.
-
-    It checks at the start of every rollout, i.e. after each ``train()`` and before the
-    policy acts again, and raises :class:`NonFiniteError` out of ``model.learn``. Call
-    :meth:`check` once more after ``learn`` returns for the last update.
-    """
+class NonFiniteGuard(_PhaseCallback):
+    """Raise :class:`NonFiniteError` at rollout starts when the last update logged NaN/inf or left
+    non-finite parameters; call :meth:`check` once more after ``learn`` for the last update."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -125,11 +108,8 @@ class NonFiniteGuard(BaseCallback):
     def _on_rollout_start(self) -> None:
         self.check()
 
-    def _on_step(self) -> bool:
-        return True
-
     def check(self) -> None:
-        """Raise :class:`NonFiniteError` if the latest logged values or the parameters are not finite."""
+        """Raise :class:`NonFiniteError` if the latest guarded values or the parameters are not finite."""
         values = {
             key: float(value)
             for key, value in self.model.logger.name_to_value.items()
@@ -144,10 +124,7 @@ class NonFiniteGuard(BaseCallback):
 
 
 def save_model_atomically(model: BaseAlgorithm, model_path: Path, vecnormalize_path: Path | None) -> None:
-    """Save the model (and its VecNormalize statistics) via temporary files and renames.
-
-    The statistics are written first, so whenever the model file exists its statistics do too.
-    """
+    """Save the model atomically, after its VecNormalize statistics so they exist whenever it does."""
     vec_normalize = model.get_vec_normalize_env()
     if vec_normalize is not None and vecnormalize_path is not None:
         atomic_write(vecnormalize_path, lambda tmp: vec_normalize.save(str(tmp)))
@@ -155,19 +132,9 @@ def save_model_atomically(model: BaseAlgorithm, model_path: Path, vecnormalize_p
     atomic_write(model_path, lambda tmp: model.save(tmp))
 
 
-class CheckpointCallback(BaseCallback):
-    """Save ``checkpoints/model_<T>_steps.zip`` (+ VecNormalize) every ``freq`` env steps.
-
-    The check runs at the start of each rollout (see the module docstring). A checkpoint is
-    never written with non-finite parameters, and ``status.yaml`` is updated after each.
-
-    :param run_dir: the run folder.
-    :param freq: checkpoint when ``num_timesteps`` crosses a multiple of this.
-    :param total_timesteps: the run's budget (for ``status.yaml``).
-    :param start_timesteps: ``num_timesteps`` at which this training segment starts.
-    :param keep: keep only the newest ``keep`` checkpoints, deleting older ones after each
-        save (None keeps all).
-    """
+class CheckpointCallback(_PhaseCallback):
+    """Save ``checkpoints/model_<T>_steps.zip`` (+ VecNormalize) every ``freq`` env steps (never with
+    non-finite parameters) and update ``status.yaml``; ``keep``: how many to keep (None: all)."""
 
     def __init__(
         self,
@@ -199,22 +166,13 @@ class CheckpointCallback(BaseCallback):
     def _on_rollout_end(self) -> None:
         self.collecting = False
 
-    def _on_step(self) -> bool:
-        return True
-
     def resume_point(self) -> int:
-        """Timesteps to record for a checkpoint taken now (on Ctrl-C).
-
-        While a rollout is being collected the policy is still the one of its start (updates
-        happen between rollouts), so the checkpoint is labelled with the rollout's start and
-        the partial rollout is collected again after a resume.
-        """
+        """Timesteps for a checkpoint taken now (Ctrl-C): a partial rollout is collected again."""
         return self.rollout_start if self.collecting else self.model.num_timesteps
 
     def save(self, timesteps: int) -> Path:
         """Save a checkpoint labelled ``timesteps`` (the model's counter is set to it for the save)."""
-        parameters = non_finite_parameters(self.model)
-        if parameters:
+        if parameters := non_finite_parameters(self.model):
             raise NonFiniteError(self.model.num_timesteps, {}, parameters, {})
         model_path, vecnorm_path = checkpoint_paths(self.run_dir, timesteps)
         current = self.model.num_timesteps
@@ -234,24 +192,13 @@ EvalListener = Callable[[str, int, float, float, list[float]], None]
 
 
 class EvaluationCallback(BaseCallback):
-    """Evaluate the policy on a separate env every ``freq`` env steps; log and append to a CSV.
+    """Evaluate every ``freq`` env steps; log ``<prefix>/mean_reward``, ``std_reward`` and
+    ``mean_ep_length`` as SB3's ``EvalCallback`` does, and append the Monitor's returns to a CSV.
 
-    Like SB3's ``EvalCallback`` but writing ``evaluations.csv`` (``timesteps, mean_reward,
-    std_reward, episode_rewards``) and logging ``<prefix>/mean_reward``,
-    ``<prefix>/std_reward`` and ``<prefix>/mean_ep_length``. Returns are the Monitor's, i.e.
-    the game's own episode returns before any reward normalisation or clipping.
-
-    :param eval_env: the evaluation VecEnv (VecNormalize with ``training=False`` when the
-        training env is normalised; its statistics are synced before every evaluation).
-    :param log: the CSV writer.
-    :param prefix: logger prefix, ``"eval"`` or ``"eval_randomized"``.
-    :param freq: evaluate when ``num_timesteps`` crosses a multiple of this.
-    :param n_episodes: episodes per evaluation.
-    :param deterministic: act with the deterministic policy.
-    :param start_timesteps: ``num_timesteps`` at which this training segment starts.
+    :param eval_env: for a normalised training env a VecNormalize with ``training=False`` (synced).
     :param last_timesteps: timesteps of the last row already in the CSV (after a resume).
-    :param listener: called with ``(prefix, timesteps, mean, std, returns)`` after each evaluation.
-    :param announce: called with ``prefix`` before each evaluation (e.g. to show the phase).
+    :param listener: called with ``(prefix, timesteps, mean, std, returns)`` after each evaluation
+        (``announce`` with ``prefix`` before it).
     """
 
     def __init__(
@@ -295,44 +242,26 @@ class EvaluationCallback(BaseCallback):
         if train_env is not None:
             sync_envs_normalization(train_env, self.eval_env)
         returns, lengths = evaluate_policy(
-            model,
-            self.eval_env,
-            n_eval_episodes=self.n_episodes,
-            deterministic=self.deterministic,
-            return_episode_rewards=True,
-            warn=False,
+            model, self.eval_env, self.n_episodes, self.deterministic, return_episode_rewards=True, warn=False
         )
         rewards = [float(r) for r in np.asarray(returns).reshape(-1)]
         timesteps = int(model.num_timesteps)
         mean, std = self.log.append(timesteps, rewards)
         self.last_timesteps = timesteps
-        logger = model.logger
-        logger.record(f"{self.prefix}/mean_reward", mean)
-        logger.record(f"{self.prefix}/std_reward", std)
-        logger.record(f"{self.prefix}/mean_ep_length", float(np.mean(np.asarray(lengths, dtype=float))))
-        logger.dump(timesteps)
+        mean_length = float(np.mean(np.asarray(lengths, dtype=float)))
+        for name, value in (("mean_reward", mean), ("std_reward", std), ("mean_ep_length", mean_length)):
+            model.logger.record(f"{self.prefix}/{name}", value)
+        model.logger.dump(timesteps)
         if self.listener is not None:
             self.listener(self.prefix, timesteps, mean, std, rewards)
         return mean, std
 
 
 class ProgressBarCallback(BaseCallback):
-    """Progress over the run's whole budget, with steps/s, elapsed time, ETA and the phase.
-
-    On a terminal: a rich progress bar (tqdm.rich). Otherwise (a log file, a pipe, a job
-    scheduler): a plain line every ``interval`` seconds and at every phase change, so a log
-    shows the elapsed time and what the run is doing (a new line when the kind of work
-    changes; within an update at most every ``interval``). The phase is ``collecting`` (a
-    rollout), ``updating`` (with ``epoch k/n`` for PPO) or ``evaluating`` (see
-    :meth:`set_phase`); the update and the evaluations can take minutes and would otherwise
-    look like a hang. Unlike SB3's own bar it starts at the resumed timestep and counts to
-    the run's total.
-
-    :param total_timesteps: the run's budget.
-    :param plain: plain lines instead of a bar; None: plain when stdout is not a terminal.
-    :param interval: seconds between plain lines.
-    :param stream: where plain lines go (default stdout).
-    """
+    """Progress from the resumed timestep to the run's total, with steps/s, elapsed time, ETA and
+    the phase (``collecting``, ``updating`` with PPO's ``epoch k/n``, ``evaluating``). A tqdm.rich
+    bar, or (``plain``; None: when stdout is no terminal) a line to ``stream`` every ``interval``
+    seconds and whenever the kind of work changes."""
 
     def __init__(
         self,
@@ -378,8 +307,7 @@ class ProgressBarCallback(BaseCallback):
         self._count_epochs()
 
     def _count_epochs(self) -> None:
-        """PPO draws its minibatches from one ``rollout_buffer.get()`` per epoch: counting
-        those calls during the update gives ``epoch k/n``."""
+        """Count PPO's ``rollout_buffer.get()`` calls (one per epoch) for ``epoch k/n``."""
         model = self.model
         buffer = getattr(model, "rollout_buffer", None)
         n_epochs = getattr(model, "n_epochs", None)
@@ -424,23 +352,17 @@ class ProgressBarCallback(BaseCallback):
         if self.bar is not None:
             self.bar.set_postfix_str(phase, refresh=True)
         elif self.plain and (new_kind or time.monotonic() - self._last_line >= self.interval):
-            # A log gets a line when the kind of work changes (collecting, updating,
-            # evaluating); progress within it (PPO's epochs) at most every `interval`.
-            self._print_line()
+            self._print_line()  # progress within a kind of work (PPO's epochs): every `interval`
 
     def _print_line(self) -> None:
         self._last_line = time.monotonic()
         elapsed = self._last_line - self._started
         steps = self.model.num_timesteps if self.model is not None else self._start_steps
-        done = steps - self._start_steps
-        rate = done / elapsed if elapsed > 0 else 0.0
+        rate = (steps - self._start_steps) / elapsed if elapsed > 0 else 0.0
         eta = _clock((self.total_timesteps - steps) / rate) if rate > 0 else "?"
         percent = 100.0 * steps / self.total_timesteps if self.total_timesteps else 100.0
-        print_line(
-            self.stream,
-            f"{steps:,}/{self.total_timesteps:,} steps ({percent:.1f}%), {rate:.1f} steps/s, "
-            f"elapsed {_clock(elapsed)}, ETA {eta}: {self.phase}",
-        )
+        done = f"{steps:,}/{self.total_timesteps:,} steps ({percent:.1f}%), {rate:.1f} steps/s, "
+        print_line(self.stream, f"{done}elapsed {_clock(elapsed)}, ETA {eta}: {self.phase}")
 
     def set_description(self, text: str) -> None:
         """Show ``text`` left of the bar (e.g. the last evaluation)."""
@@ -456,24 +378,13 @@ class ProgressBarCallback(BaseCallback):
 
 
 def _clock(seconds: float) -> str:
-    """``3725.2`` -> ``"1:02:05"``."""
     seconds = max(0, int(seconds))
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
-class TorchThreads(BaseCallback):
-    """Torch's intra-op thread count per training phase.
-
-    With ``--vec-env subproc`` the env worker processes keep the cores busy while a
-    rollout is collected; the policy's forward passes on a few observations gain nothing
-    from more threads, and OpenMP threads spinning for busy cores slow the workers down.
-    The update has the cores to itself. So: ``rollout`` threads while collecting,
-    ``update`` threads otherwise (on-policy algorithms, whose rollouts are long; an
-    off-policy algorithm alternates every step and is given ``update`` throughout).
-
-    :param update: threads outside rollouts (the update, evaluation).
-    :param rollout: threads while a rollout is collected (None: ``update``).
-    """
+class TorchThreads(_PhaseCallback):
+    """Torch's intra-op threads: ``update``, but ``rollout`` (None: the same) while an on-policy
+    rollout is collected (spinning OpenMP threads slow busy subproc env workers)."""
 
     def __init__(self, update: int, rollout: int | None = None) -> None:
         super().__init__()
@@ -484,34 +395,15 @@ class TorchThreads(BaseCallback):
         torch.set_num_threads(self.update)
 
     def _on_rollout_start(self) -> None:
-        if self.rollout != self.update and _is_on_policy(self.model):
+        if self.rollout != self.update and isinstance(self.model, OnPolicyAlgorithm):
             torch.set_num_threads(self.rollout)
 
-    def _on_rollout_end(self) -> None:
-        torch.set_num_threads(self.update)
-
-    def _on_training_end(self) -> None:
-        torch.set_num_threads(self.update)
-
-    def _on_step(self) -> bool:
-        return True
+    _on_rollout_end = _on_training_end = _on_training_start
 
 
-def _is_on_policy(model: BaseAlgorithm) -> bool:
-    from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
-
-    return isinstance(model, OnPolicyAlgorithm)
-
-
-class UpdateGuard(BaseCallback):
-    """Knows whether an update is running, so that a Ctrl-C never saves half of one.
-
-    SB3 collects a rollout (``on_rollout_start`` ... ``on_rollout_end``) and then updates,
-    for every algorithm. A stop requested during the update (:meth:`defer`) is held until
-    the update has finished and raised at the next rollout start, so the checkpoint holds
-    a whole update. If training is interrupted during an update anyway (a second Ctrl-C),
-    :attr:`in_update` tells the caller that the model is half-updated and must not be saved.
-    """
+class UpdateGuard(_PhaseCallback):
+    """Keeps a Ctrl-C from saving half an update: a stop during one (:meth:`defer`) is raised at the
+    next rollout start; after a second Ctrl-C :attr:`in_update` says the model must not be saved."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -519,8 +411,7 @@ class UpdateGuard(BaseCallback):
         self.pending = False
 
     def defer(self) -> bool:
-        """Ask to stop; True if the stop is held until the running update ends (the first
-        request during an update), False if the caller should stop now."""
+        """Ask to stop: True if held until the running update ends, False to stop now."""
         if self.in_update and not self.pending:
             self.pending = True
             return True
@@ -538,18 +429,9 @@ class UpdateGuard(BaseCallback):
     def _on_training_end(self) -> None:
         self.in_update = False
 
-    def _on_step(self) -> bool:
-        return True
-
 
 class StopAfterSteps(BaseCallback):
-    """Raise ``KeyboardInterrupt`` once ``num_timesteps`` reaches ``steps``: a scripted Ctrl-C.
-
-    Used by tests (and handy for trying the interrupt/resume path) through
-    :func:`relic_rl.experiment.train`'s ``callbacks`` argument.
-
-    :param steps: the timestep at which to interrupt.
-    """
+    """A scripted Ctrl-C once ``num_timesteps`` reaches ``steps`` (tests, trying the resume path)."""
 
     def __init__(self, steps: int) -> None:
         super().__init__()
@@ -562,22 +444,15 @@ class StopAfterSteps(BaseCallback):
 
 
 def print_line(stream: TextIO | None, text: str) -> None:
-    """Print ``text`` to ``stream`` (stdout by default) and flush, for logs of subprocesses."""
-    out = stream if stream is not None else sys.stdout
-    print(text, file=out, flush=True)
+    """Print ``text`` to ``stream`` (default stdout) and flush, for logs of subprocesses."""
+    print(text, file=stream, flush=True)  # file=None: the current sys.stdout
 
 
-class ReLICCallback(BaseCallback):
-    """Logs ``relic/*`` for models built with the drop-in ``policy_kwargs`` path.
-
-    The metrics of the previous ``train()`` are recorded when the next rollout starts,
-    before SB3 dumps its logs. The convenience classes (``ReLICPPO`` ...) do not need it.
-    """
+class ReLICCallback(_PhaseCallback):
+    """Logs the last ``train()``'s ``relic/*`` at rollout starts, for drop-in ``policy_kwargs``
+    models (``ReLICPPO`` and friends do it themselves)."""
 
     def _on_rollout_start(self) -> None:
         from relic_rl.algorithms import record_relic_metrics
 
         record_relic_metrics(self.model.policy, self.model.logger)
-
-    def _on_step(self) -> bool:
-        return True

@@ -1,5 +1,4 @@
-"""Argparse helpers shared by the command-line tools (train, evaluate, ablate, report): the
-parser class that reports mistakes as user errors, and value types."""
+"""Argparse helpers shared by the command-line tools: a parser raising user errors, and value types."""
 
 from __future__ import annotations
 
@@ -12,12 +11,8 @@ from relic_rl.errors import UserError
 
 
 class UserErrorParser(argparse.ArgumentParser):
-    """An ArgumentParser that raises ``error_class`` (a :class:`UserError`) instead of printing
-    usage and exiting, so that each CLI's ``main`` reports every mistake the same way (one
-    paragraph, its exit code) and tests can parse in-process.
-
-    :param error_class: the :class:`UserError` subclass to raise.
-    """
+    """An ArgumentParser that raises ``error_class`` (a :class:`UserError` subclass) instead of
+    printing usage and exiting, so that each CLI's ``main`` reports every mistake the same way."""
 
     def __init__(self, *args: Any, error_class: type[UserError] = UserError, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -35,7 +30,7 @@ def int_at_least(minimum: int) -> Callable[[str], int]:
         try:
             value = float(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}") from None
+            value = math.nan  # not an integer either
         if not value.is_integer() or value < minimum:
             raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}")
         return int(value)

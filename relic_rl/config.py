@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,71 +14,77 @@ from relic_rl.losses import DIVERGENCES
 TARGET_PRECISIONS: tuple[str, ...] = ("float32", "bfloat16")
 
 
-def _fail(name: str, value: object, allowed: str) -> None:
-    raise ValueError(f"ReLICConfig.{name}={value!r} is invalid: expected {allowed}.")
-
-
 def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def _number(low: float, strict: bool = False, high: float = math.inf) -> Callable[[Any], bool]:
+    return lambda v: _is_number(v) and (v > low if strict else v >= low) and v <= high
+
+
+def _integer(low: int) -> Callable[[Any], bool]:
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= low
+
+
+_BOOL: tuple[Callable[[Any], bool], str] = (lambda v: isinstance(v, bool), "a bool (true/false)")
+
+#: field -> (check, what is expected), checked in this order by ``ReLICConfig.__post_init__``.
+_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    **dict.fromkeys(("enabled", "normalize", "ema_critic", "clean_view"), _BOOL),
+    "aux_weight": (_number(0), "a finite number >= 0 (0 disables the auxiliary loss)"),
+    "kl_weight": (_number(0), "a finite number >= 0 (0 disables the invariance penalty)"),
+    "temperature": (_number(0, strict=True), "a finite number > 0, e.g. 0.1"),
+    "n_views": (_integer(2), "an integer >= 2"),
+    "target_momentum": (_number(0, high=1), "a number in [0, 1]"),
+    "projection_dim": (_integer(1), "a positive integer"),
+    "features_dim": (_integer(1), "a positive integer"),
+    "aux_batch_size": (
+        lambda v: v is None or _integer(2)(v),
+        "an integer >= 2 (the loss needs negatives) or null",
+    ),
+    "aux_every": (_integer(1), "an integer >= 1 (1: every update pass)"),
+    "target_precision": (lambda v: v in TARGET_PRECISIONS, f"one of {list(TARGET_PRECISIONS)}"),
+    "critic_hidden_dims": (
+        lambda v: isinstance(v, tuple) and all(map(_integer(1), v)),
+        "a sequence of positive integers, e.g. (256,) or () for linear",
+    ),
+    "divergence": (lambda v: v in DIVERGENCES, f"one of {list(DIVERGENCES)}"),
+    "augmentation": (
+        lambda v: isinstance(v, str) and bool(v.strip()),
+        'a non-empty spec string such as "shift,intensity"',
+    ),
+}
+
+
 @dataclass(frozen=True)
 class ReLICConfig:
-    """Hyperparameters of the ReLIC auxiliary loss attached to an SB3 agent.
+    """Hyperparameters of the ReLIC auxiliary loss attached to an SB3 agent, validated on construction
+    (``ValueError`` naming the field, its value and what is expected). Defaults follow DrQ (shift plus
+    intensity jitter), CURL (0.99 EMA target) and SimCLR/BYOL (small projection MLP g, of
+    ``critic_hidden_dims`` and ``projection_dim``).
 
-    The defaults follow the published pixel-RL recipes the method is compared with:
-    DrQ's shift augmentation with a ReLIC/DrQ-style intensity jitter, CURL's 0.99 EMA
-    target, and a small projection MLP as in SimCLR/BYOL-style critics.
-
-    :param objective: the auxiliary objective, a name registered in
-        :data:`relic_rl.objectives.OBJECTIVES`: ``"relic"`` (default) or ``"curl"`` (CURL's
-        bilinear InfoNCE, which does not use ``temperature``, ``kl_weight``, ``normalize`` or
-        ``divergence``). Views, critic, EMA target and ``aux_weight`` are the same for all.
-    :param enabled: master switch. ``False`` (or ``aux_weight == 0``) removes the auxiliary
-        loss entirely: no critic or target network is built and no extra compute is done, so
-        the agent trains exactly as plain Stable-Baselines3 with the same seed.
-    :param aux_weight: lambda, scale of the whole ReLIC loss against the RL loss. The InfoNCE
-        term starts near ``log(batch)`` (about 4.9 for a batch of 128) while SB3's PPO/DQN
-        losses are O(0.1-1) and share one gradient-norm clip with it, so 0.1 keeps the
-        auxiliary gradient from crowding out the RL gradient at initialisation.
-    :param kl_weight: alpha, weight of the invariance penalty (1.0 weighs it equally with
-        instance discrimination, the ReLIC paper's default; 0 gives plain InfoNCE).
-    :param temperature: tau of the softmax over the batch; 0.1 is the usual value for
-        cosine-similarity critics (SimCLR, ReLIC).
-    :param n_views: number of augmented views per observation (>= 2); every ordered pair of
-        distinct views is an intervention pair.
-    :param clean_view: make the first view the un-augmented observation (the identity is one
-        of the interventions) and the other ``n_views - 1`` augmented. Its online features are
-        then exactly the RL features, computed once, which saves the encoder forward and
-        backward of one augmented batch (see the README's performance section for what that is
-        worth), and each pair asks the very features the policy reads to be invariant to the
-        augmentation.
-        ``False`` augments every view (CURL/DrQ style).
-    :param augmentation: spec for :func:`relic_rl.augmentations.make_augmentation`; the
-        default is DrQ's random shift (pad 4) followed by a per-sample intensity scaling.
-    :param target_momentum: m of the EMA target ``h <- m h + (1 - m) f`` (0.99 as in CURL and
-        the ReLIC Atari agent). 1 freezes the target, 0 copies the online encoder.
-    :param projection_dim: output size of the critic g.
-    :param critic_hidden_dims: hidden layer sizes of the critic MLP g.
+    :param objective: a name of :data:`relic_rl.objectives.OBJECTIVES`: ``"relic"`` or ``"curl"``
+        (bilinear InfoNCE, which ignores ``temperature``, ``kl_weight``, ``normalize``, ``divergence``).
+    :param enabled: ``False`` (or ``aux_weight == 0``) builds no critic or target network and adds no
+        compute: the agent trains exactly as plain SB3 with the same seed.
+    :param aux_weight: lambda, the loss's scale against the RL loss: 0.1, as InfoNCE starts near
+        ``log(batch)`` while SB3's losses are O(0.1-1) and share its gradient clip.
+    :param kl_weight: alpha, weight of the invariance penalty (0: plain InfoNCE).
+    :param n_views: augmented views per observation; every ordered pair of distinct views is a pair.
+    :param clean_view: make the first view the un-augmented observation, whose online features are
+        the RL features, computed once; ``False`` augments every view.
+    :param augmentation: spec for :func:`relic_rl.augmentations.make_augmentation` (default: DrQ's
+        random shift, pad 4, then a per-sample intensity scaling).
+    :param target_momentum: m of the EMA target ``h <- m h + (1 - m) f``; 1 freezes it, 0 copies.
     :param normalize: L2-normalise critic outputs so that phi is a cosine similarity.
-    :param divergence: ``"kl"`` or ``"js"``, the invariance penalty's divergence.
-    :param ema_critic: also keep an EMA copy of the critic, so targets are ``g_ema(h(x))``
-        as in BYOL/ReLIC. ``False`` evaluates the online critic on the target features
-        without gradient.
-    :param features_dim: output size of the default encoder's last linear layer (NatureCNN: 512).
+    :param ema_critic: targets are ``g_ema(h(x))`` (BYOL/ReLIC), else the online g without gradient.
+    :param features_dim: output size of the default encoder's last linear layer.
 
-    The three fields below trade the exact objective for speed. They change what is computed
-    and are off by default; the README's performance section gives their measured costs.
-
-    :param aux_batch_size: compute the auxiliary loss on the first ``aux_batch_size`` samples
-        of each minibatch only (SB3's minibatches are random draws, so this is a random
-        subset; fewer negatives per contrast set); ``None`` (default) uses the whole minibatch.
-    :param aux_every: compute the auxiliary loss on every ``aux_every``-th update pass of the
-        extractor only (for PPO, A2C and DQN one pass is one gradient step); 1 (default) on
-        every one.
-    :param target_precision: ``"float32"`` (default) or ``"bfloat16"``: the target network's
-        forward passes under ``torch.autocast`` in bfloat16 (fast on CPUs with AVX512-BF16 or
-        AMX and on GPUs); the target outputs are cast back to float32 for the loss.
+    Three fields trade the exact objective for speed (costs in the README's performance section):
+    ``aux_batch_size`` uses only the first samples of each minibatch (None: all); ``aux_every``
+    computes the loss on every n-th update pass only (for PPO, A2C and DQN one gradient step);
+    ``target_precision="bfloat16"`` runs the target network under ``torch.autocast`` (fast on CPUs
+    with AVX512-BF16/AMX and on GPUs), its outputs cast back to float32.
     """
 
     enabled: bool = True
@@ -100,55 +107,18 @@ class ReLICConfig:
     objective: str = "relic"
 
     def __post_init__(self) -> None:
-        for name in ("enabled", "normalize", "ema_critic", "clean_view"):
-            if not isinstance(getattr(self, name), bool):
-                _fail(name, getattr(self, name), "a bool (true/false)")
-        if not _is_number(self.aux_weight) or self.aux_weight < 0:
-            _fail("aux_weight", self.aux_weight, "a finite number >= 0 (0 disables the auxiliary loss)")
-        if not _is_number(self.kl_weight) or self.kl_weight < 0:
-            _fail("kl_weight", self.kl_weight, "a finite number >= 0 (0 disables the invariance penalty)")
-        if not _is_number(self.temperature) or self.temperature <= 0:
-            _fail("temperature", self.temperature, "a finite number > 0, e.g. 0.1")
-        if not isinstance(self.n_views, int) or isinstance(self.n_views, bool) or self.n_views < 2:
-            _fail("n_views", self.n_views, "an integer >= 2")
-        if not _is_number(self.target_momentum) or not 0.0 <= self.target_momentum <= 1.0:
-            _fail("target_momentum", self.target_momentum, "a number in [0, 1]")
-        for name in ("projection_dim", "features_dim"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                _fail(name, value, "a positive integer")
-        if self.aux_batch_size is not None and (
-            not isinstance(self.aux_batch_size, int)
-            or isinstance(self.aux_batch_size, bool)
-            or self.aux_batch_size < 2
-        ):
-            _fail("aux_batch_size", self.aux_batch_size, "an integer >= 2 (the loss needs negatives) or null")
-        if not isinstance(self.aux_every, int) or isinstance(self.aux_every, bool) or self.aux_every < 1:
-            _fail("aux_every", self.aux_every, "an integer >= 1 (1: every update pass)")
-        if self.target_precision not in TARGET_PRECISIONS:
-            _fail("target_precision", self.target_precision, f"one of {list(TARGET_PRECISIONS)}")
-        hidden = self.critic_hidden_dims
-        if isinstance(hidden, list):
-            # YAML and CLI overrides give lists; keep the frozen dataclass hashable.
-            object.__setattr__(self, "critic_hidden_dims", tuple(hidden))
-            hidden = self.critic_hidden_dims
-        if not isinstance(hidden, tuple) or not all(
-            isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in hidden
-        ):
-            _fail(
-                "critic_hidden_dims", hidden, "a sequence of positive integers, e.g. (256,) or () for linear"
-            )
+        if isinstance(self.critic_hidden_dims, list):
+            # YAML and CLI overrides give lists; keep it hashable.
+            object.__setattr__(self, "critic_hidden_dims", tuple(self.critic_hidden_dims))
+        from relic_rl.augmentations import make_augmentation
         from relic_rl.objectives import OBJECTIVES
 
-        if not isinstance(self.objective, str) or self.objective not in OBJECTIVES:
-            _fail("objective", self.objective, f"one of {sorted(OBJECTIVES)}")
-        if self.divergence not in DIVERGENCES:
-            _fail("divergence", self.divergence, f"one of {list(DIVERGENCES)}")
-        if not isinstance(self.augmentation, str) or not self.augmentation.strip():
-            _fail("augmentation", self.augmentation, 'a non-empty spec string such as "shift,intensity"')
+        objective = (lambda v: isinstance(v, str) and v in OBJECTIVES, f"one of {sorted(OBJECTIVES)}")
+        for name, (valid, expected) in [*_CHECKS.items(), ("objective", objective)]:
+            value = getattr(self, name)
+            if not valid(value):
+                raise ValueError(f"ReLICConfig.{name}={value!r} is invalid: expected {expected}.")
         # Build once so that a bad spec fails at configuration time, not mid-training.
-        from relic_rl.augmentations import make_augmentation
-
         make_augmentation(self.augmentation)
 
     @property
@@ -158,10 +128,9 @@ class ReLICConfig:
 
     def replace(self, **changes: Any) -> ReLICConfig:
         """Return a validated copy with ``changes`` applied (unknown names raise ValueError)."""
-        valid = {f.name for f in dataclasses.fields(self)}
-        unknown = sorted(set(changes) - valid)
+        unknown = sorted(set(changes) - set(_FIELDS))
         if unknown:
-            raise ValueError(f"ReLICConfig has no field(s) {unknown}; valid fields: {sorted(valid)}.")
+            raise ValueError(f"ReLICConfig has no field(s) {unknown}; valid fields: {_FIELDS}.")
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
@@ -169,9 +138,7 @@ class ReLICConfig:
         data = dataclasses.asdict(self)
         data["critic_hidden_dims"] = list(self.critic_hidden_dims)
         if self.objective == "relic":
-            # Written only when it is not the default, so that run folders saved before the
-            # field existed compare and resume unchanged.
-            del data["objective"]
+            del data["objective"]  # so that older run folders compare and resume unchanged
         return data
 
     @classmethod
@@ -179,8 +146,10 @@ class ReLICConfig:
         """Build from a mapping (e.g. a preset's ``relic:`` block); unknown keys raise ValueError."""
         if not isinstance(data, dict):
             raise ValueError(f"ReLICConfig.from_dict expects a mapping, got {type(data).__name__}.")
-        valid = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - valid)
+        unknown = sorted(set(data) - set(_FIELDS))
         if unknown:
-            raise ValueError(f"Unknown ReLIC config key(s) {unknown}; valid keys: {sorted(valid)}.")
+            raise ValueError(f"Unknown ReLIC config key(s) {unknown}; valid keys: {_FIELDS}.")
         return cls(**data)
+
+
+_FIELDS = sorted(f.name for f in dataclasses.fields(ReLICConfig))

@@ -1,23 +1,11 @@
-"""ReLIC for sb3-contrib algorithms (``pip install "relic-rl[contrib]"``).
+"""ReLIC for sb3-contrib algorithms (``pip install "relic-rl[contrib]"``), as :mod:`relic_rl.algorithms`.
 
-Each class is the sb3-contrib algorithm with the ReLIC extractor as the default of its image
-policies (``relic=ReLICConfig(...)``, as for :mod:`relic_rl.algorithms`); the ride-along stays
-exact because none of their ``train()`` bodies is changed. Where an algorithm's update needs
-more than that:
-
-* :class:`ReLICTQC`: the CURL/DrQ encoder layout of :class:`~relic_rl.algorithms.ReLICSAC`
-  (``encoder_mode``, default ``critic``; TQC's actor and critics are SAC's).
-* :class:`ReLICTRPO`: TRPO updates the policy by a natural-gradient step (conjugate gradient
-  on Hessian-vector products of the KL), not by an optimizer, and removes the value step's
-  gradient from every parameter the policy uses. An auxiliary gradient inside the natural
-  gradient is not what TRPO's trust region bounds, so the auxiliary loss rides on the value
-  step only, on the value function's own encoder: ``share_features_extractor=False`` (the
-  default here; a shared encoder is refused), and the policy encoder's auxiliary loss is off.
-* :class:`ReLICRecurrentPPO`: RecurrentPPO pads its minibatch sequences to one length with
-  all-zero observations. Those rows are masked out of RecurrentPPO's own losses; here they
-  are also kept out of the auxiliary loss (they would add identical all-zero images to the
-  contrast set): before each minibatch the extractors get the minibatch's mask as
-  :attr:`~relic_rl.extractor.ReLICExtractor.aux_rows`.
+* :class:`ReLICTQC`: the encoder layouts of :class:`~relic_rl.algorithms.ReLICSAC`.
+* :class:`ReLICTRPO`: an auxiliary gradient inside TRPO's natural-gradient step is not what its trust
+  region bounds, so the auxiliary loss rides on the value step only, on the value function's own
+  encoder (``share_features_extractor=False``; a shared encoder is refused).
+* :class:`ReLICRecurrentPPO`: padded (all-zero) sequence rows are kept out of the auxiliary loss too
+  (:attr:`~relic_rl.extractor.ReLICExtractor.aux_rows`).
 """
 
 from __future__ import annotations
@@ -57,11 +45,9 @@ def _masked_batches(samples: Iterator[Any], extractors: list[ReLICExtractor]) ->
 
 
 class ReLICRecurrentPPO(_ReLICMixin, RecurrentPPO):
-    """RecurrentPPO with the ReLIC auxiliary loss (``relic=ReLICConfig(...)``), padded rows
-    kept out of it. Use ``"CnnLstmPolicy"`` (or ``"MultiInputLstmPolicy"``)."""
+    """RecurrentPPO with the ReLIC auxiliary loss; use ``"CnnLstmPolicy"`` or ``"MultiInputLstmPolicy"``."""
 
     _relic_policies = ("CnnLstmPolicy", "MultiInputLstmPolicy")
-    _nature_net_arch = []
 
     def train(self) -> None:
         buffer = self.rollout_buffer
@@ -78,16 +64,13 @@ class ReLICRecurrentPPO(_ReLICMixin, RecurrentPPO):
 class ReLICQRDQN(_ReLICMixin, QRDQN):
     """QR-DQN with the ReLIC auxiliary loss (``relic=ReLICConfig(...)``)."""
 
-    _nature_net_arch = []
-
 
 class DetachedTQCActor(_DetachedFeatures, tqc_policies.Actor):
     """sb3-contrib's TQC actor reading the critic's encoder detached."""
 
 
 class ReLICTQCCnnPolicy(_CriticEncoderMixin, tqc_policies.CnnPolicy):
-    """sb3-contrib's TQC ``CnnPolicy`` with ``encoder_mode`` (default ``critic``, see
-    :mod:`relic_rl.policies`)."""
+    """sb3-contrib's TQC ``CnnPolicy`` with ``encoder_mode`` (default ``critic``)."""
 
     _detached_actor = DetachedTQCActor
 
@@ -103,9 +86,9 @@ for _cls in (ReLICTQCCnnPolicy, ReLICTQCMultiInputPolicy):
 
 
 class ReLICTQC(_ReLICMixin, TQC):
-    """TQC with the ReLIC auxiliary loss; encoder layouts as for
-    :class:`~relic_rl.algorithms.ReLICSAC` (``policy_kwargs=dict(encoder_mode=...)``)."""
+    """TQC with the ReLIC auxiliary loss; encoder layouts as for :class:`~relic_rl.algorithms.ReLICSAC`."""
 
+    _nature_net_arch = None
     policy_aliases = {
         **TQC.policy_aliases,
         "CnnPolicy": ReLICTQCCnnPolicy,
@@ -118,8 +101,6 @@ class ReLICTRPO(_ReLICMixin, TRPO):
 
     :raises ValueError: for ``policy_kwargs=dict(share_features_extractor=True)``.
     """
-
-    _nature_net_arch = []
 
     def __init__(self, policy: Any = "CnnPolicy", env: Any = None, *args: Any, **kwargs: Any) -> None:
         if kwargs.get("_init_setup_model", True) and policy in self._relic_policies:
@@ -142,7 +123,4 @@ class ReLICTRPO(_ReLICMixin, TRPO):
 
 
 class ReLICMaskablePPO(_ReLICMixin, MaskablePPO):
-    """MaskablePPO with the ReLIC auxiliary loss (``relic=ReLICConfig(...)``); the envs must
-    provide ``action_masks()`` as for MaskablePPO itself."""
-
-    _nature_net_arch = []
+    """MaskablePPO with the ReLIC auxiliary loss; the envs must provide ``action_masks()``."""

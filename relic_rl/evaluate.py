@@ -1,9 +1,7 @@
 """Evaluate a trained run and record a video: ``python -m relic_rl.evaluate RUN_DIR``.
 
-The env is rebuilt exactly as training built it, from the run's ``config.yaml`` (the saved
-env family preset, env_kwargs and frame stack); the model is ``final_model.zip`` or a
-checkpoint, with its VecNormalize statistics when the run used them (frozen, raw rewards).
-Library entry points: :func:`evaluate_run`, :func:`record_video`, :func:`write_video`.
+The env is rebuilt as training built it, from the run's ``config.yaml``; the model is
+``final_model.zip`` or a checkpoint, with its VecNormalize statistics (frozen, raw rewards).
 """
 
 from __future__ import annotations
@@ -90,9 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: final_model.zip).",
     )
     parser.add_argument(
-        "--seed",
-        type=int,
-        help="seed of the evaluation env (default: the run's seed + 10000, as during training).",
+        "--seed", type=int, help="seed of the evaluation env (default: run's seed + 10000, as in training)."
     )
     parser.add_argument(
         "--device", choices=list(DEVICE_CHOICES), default="auto", help="torch device (default: auto)."
@@ -101,23 +97,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--threads",
         type=int_at_least(1),
         metavar="N",
-        help="torch threads (default: OMP_NUM_THREADS when set, else the cores that are idle at start, "
-        "at least 1).",
+        help="torch threads (default: OMP_NUM_THREADS when set, else the cores idle at start, at least 1).",
     )
     return parser
 
 
 @dataclass(frozen=True)
 class EvaluationResult:
-    """The outcome of :func:`evaluate_run`.
-
-    :param model_path: the evaluated model zip.
-    :param returns: each episode's return (the Monitor's, i.e. the game's own score).
-    :param lengths: each episode's length in agent steps.
-    :param deterministic: whether the deterministic policy acted.
-    :param domain_randomize: whether the env was domain-randomized.
-    :param seed: the evaluation env's seed.
-    """
+    """The outcome of :func:`evaluate_run`: ``returns`` are the Monitor's (the game's own score),
+    ``lengths`` in agent steps, ``seed`` the evaluation env's."""
 
     model_path: Path
     returns: list[float]
@@ -128,33 +116,24 @@ class EvaluationResult:
 
     @property
     def mean(self) -> float:
-        """Mean episode return."""
         return float(np.mean(self.returns))
 
     @property
     def std(self) -> float:
-        """Standard deviation of the episode returns."""
         return float(np.std(self.returns))
 
 
 def resolve_model(run_dir: Path, checkpoint: str | None) -> tuple[Path, Path | None]:
-    """The model zip to load and its VecNormalize statistics (None when absent).
-
-    :param run_dir: the run folder.
-    :param checkpoint: None for ``final_model.zip``, ``"latest"``, or a path (absolute, or
-        relative to the working directory or the run folder).
-    :raises UsageError: when the model does not exist, saying what to do instead.
-    """
+    """The model zip and its VecNormalize statistics (None when absent); UsageError when missing.
+    ``checkpoint``: None for ``final_model.zip``, ``"latest"``, or a path (absolute, or relative to the
+    working directory, the run folder or its checkpoints folder)."""
     if checkpoint is None:
         model = run_dir / FINAL_MODEL_FILE
         if not model.is_file():
+            hint = "it has no checkpoint either; train longer or resume it"
+            if latest_checkpoint(run_dir) is not None:
+                hint = "evaluate its last checkpoint with --checkpoint latest"
             state = read_status(run_dir).state
-            has_checkpoint = latest_checkpoint(run_dir) is not None
-            hint = (
-                "evaluate its last checkpoint with --checkpoint latest"
-                if has_checkpoint
-                else "it has no checkpoint either; train longer or resume it"
-            )
             raise UsageError(
                 f"{run_dir} has no {FINAL_MODEL_FILE} (the run is {state}; the final model is written when "
                 f"training finishes): {hint}."
@@ -196,15 +175,21 @@ def load_model(config: RunConfig, model_path: Path, device: str) -> BaseAlgorith
         raise UsageError(f"Cannot load {model_path}: it is not a valid {config.algo} model ({e}).") from None
 
 
-def _env_for(config: RunConfig, seed: int, stats: Path | None, extra: dict[str, Any]) -> VecEnv:
-    """The evaluation env with frozen normalisation statistics when the run has them."""
+def _load(
+    run_dir: Path, checkpoint: str | None, device: str, seed: int | None, extra: dict[str, Any]
+) -> tuple[RunConfig, Path, BaseAlgorithm, VecEnv, int]:
+    """The run's config, the model and its path, the evaluation env (frozen normalisation statistics)
+    and its seed (None: the run's seed + 10000)."""
+    config, _ = load_run_config(run_dir)
+    model_path, stats = resolve_model(run_dir, checkpoint)
+    model = load_model(config, model_path, resolve_device(device))
+    seed = config.seed + EVAL_SEED_OFFSET if seed is None else seed
     env = make_env(config, n_envs=1, seed=seed, extra_env_kwargs=extra, normalize_for_eval=True)
     if isinstance(env, VecNormalize) and stats is not None:
-        loaded = VecNormalize.load(str(stats), env.venv)
-        loaded.training = False
-        loaded.norm_reward = False
-        return loaded
-    return env
+        env = VecNormalize.load(str(stats), env.venv)
+        env.training = False
+        env.norm_reward = False
+    return config, model_path, model, env, seed
 
 
 def evaluate_run(
@@ -217,42 +202,20 @@ def evaluate_run(
     seed: int | None = None,
     device: str = "auto",
 ) -> EvaluationResult:
-    """Evaluate a run's final model (or a checkpoint) for ``episodes`` episodes.
-
-    :param run_dir: the run folder.
-    :param episodes: number of episodes.
-    :param domain_randomize: create the env with ``domain_randomize=True``.
-    :param deterministic: act deterministically.
-    :param checkpoint: see :func:`resolve_model`.
-    :param seed: evaluation env seed; None uses the run's seed + 10000 (as training's evaluations).
-    :param device: torch device.
-    :raises UsageError: for a folder that is not a run, a missing model, and similar mistakes.
-    """
-    run_dir = Path(run_dir)
-    config, _ = load_run_config(run_dir)
-    model_path, stats = resolve_model(run_dir, checkpoint)
-    model = load_model(config, model_path, resolve_device(device))
-    seed = config.seed + EVAL_SEED_OFFSET if seed is None else seed
+    """Evaluate a run's final model (or ``checkpoint``, see :func:`resolve_model`) for ``episodes`` episodes;
+    ``seed`` None uses the run's seed + 10000 (as training's evaluations). UsageError for bad input."""
     extra = {"domain_randomize": True} if domain_randomize else {}
-    env = _env_for(config, seed, stats, extra)
+    _config, model_path, model, env, seed = _load(Path(run_dir), checkpoint, device, seed, extra)
     try:
         returns, lengths = evaluate_policy(
-            model,
-            env,
-            n_eval_episodes=episodes,
-            deterministic=deterministic,
-            return_episode_rewards=True,
-            warn=False,
+            model, env, episodes, deterministic=deterministic, return_episode_rewards=True, warn=False
         )
     finally:
         env.close()
+    episode_returns = [float(r) for r in np.asarray(returns).reshape(-1)]
+    episode_lengths = [int(n) for n in np.asarray(lengths).reshape(-1)]
     return EvaluationResult(
-        model_path=model_path,
-        returns=[float(r) for r in np.asarray(returns).reshape(-1)],
-        lengths=[int(n) for n in np.asarray(lengths).reshape(-1)],
-        deterministic=deterministic,
-        domain_randomize=domain_randomize,
-        seed=seed,
+        model_path, episode_returns, episode_lengths, deterministic, domain_randomize, seed
     )
 
 
@@ -273,10 +236,8 @@ def _check_video_path(path: Path) -> None:
 
 
 def write_video(path: str | Path, frames: Sequence[np.ndarray], fps: float) -> Path:
-    """Write RGB frames ([H, W, 3] uint8) to ``path`` (.gif with Pillow, .mp4 with imageio-ffmpeg).
-
-    :raises UsageError: for another suffix, no frames, or a missing imageio backend.
-    """
+    """Write RGB frames ([H, W, 3] uint8) to ``path`` (.gif with Pillow, .mp4 with imageio-ffmpeg);
+    UsageError for another suffix, no frames, or a missing imageio backend."""
     path = Path(path)
     _check_video_path(path)
     if not frames:
@@ -287,16 +248,12 @@ def write_video(path: str | Path, frames: Sequence[np.ndarray], fps: float) -> P
 
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix.lower() == ".gif":
-        # Pillow's GIF writer takes the frame duration in milliseconds.
-        imageio.mimsave(path, list[Any](frames), duration=1000.0 / fps, loop=0)
+        imageio.mimsave(path, list[Any](frames), duration=1000.0 / fps, loop=0)  # Pillow: milliseconds
     else:
         # H.264 in yuv420p needs even sizes; pad by one edge pixel where needed.
         height, width = frames[0].shape[:2]
         pad = ((0, height % 2), (0, width % 2), (0, 0))
-        even: list[Any] = (
-            [np.pad(f, pad, mode="edge") for f in frames] if any(p[1] for p in pad) else list(frames)
-        )
-        imageio.mimsave(path, even, fps=fps, macro_block_size=1)
+        imageio.mimsave(path, [np.pad(f, pad, mode="edge") for f in frames], fps=fps, macro_block_size=1)
     return path
 
 
@@ -310,20 +267,12 @@ def record_video(
     seed: int | None = None,
     device: str = "auto",
 ) -> tuple[Path, int, float]:
-    """Record one episode of a run's policy to ``path`` (frames from ``render_mode="rgb_array"``).
-
-    :return: ``(path, number of frames, episode return)``.
-    """
-    run_dir, path = Path(run_dir), Path(path)
+    """Record one episode of a run's policy to ``path`` (frames from ``render_mode="rgb_array"``);
+    returns ``(path, number of frames, episode return)``."""
+    path = Path(path)
     _check_video_path(path)
-    config, _ = load_run_config(run_dir)
-    model_path, stats = resolve_model(run_dir, checkpoint)
-    model = load_model(config, model_path, resolve_device(device))
-    seed = config.seed + EVAL_SEED_OFFSET if seed is None else seed
-    extra: dict[str, Any] = {"render_mode": "rgb_array"}
-    if domain_randomize:
-        extra["domain_randomize"] = True
-    env = _env_for(config, seed, stats, extra)
+    extra = {"render_mode": "rgb_array", **({"domain_randomize": True} if domain_randomize else {})}
+    config, _path, model, env, _seed = _load(Path(run_dir), checkpoint, device, seed, extra)
     frames: list[np.ndarray] = []
     episode_return = float("nan")
     try:
@@ -362,19 +311,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous_threads = torch.get_num_threads()
     try:
         args = build_parser().parse_args(argv)
-        run_dir = Path(args.run_dir)
         if args.video is not None:
             _check_video_path(Path(args.video))
         torch.set_num_threads(args.threads if args.threads is not None else default_threads())
-        result = evaluate_run(
-            run_dir,
-            episodes=args.episodes,
-            domain_randomize=args.domain_randomize,
-            deterministic=args.deterministic,
-            checkpoint=args.checkpoint,
-            seed=args.seed,
-            device=args.device,
-        )
+        options = {
+            key: getattr(args, key)
+            for key in ("domain_randomize", "deterministic", "checkpoint", "seed", "device")
+        }
+        result = evaluate_run(args.run_dir, episodes=args.episodes, **options)
         mode = "deterministic" if result.deterministic else "stochastic"
         randomized = ", domain-randomized" if result.domain_randomize else ""
         print(f"model: {result.model_path}")
@@ -383,15 +327,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"mean reward: {result.mean:.2f} +- {result.std:.2f}")
         print("episode returns: " + " ".join(f"{r:.2f}" for r in result.returns))
         if args.video is not None:
-            path, n_frames, episode_return = record_video(
-                run_dir,
-                args.video,
-                domain_randomize=args.domain_randomize,
-                deterministic=args.deterministic,
-                checkpoint=args.checkpoint,
-                seed=args.seed,
-                device=args.device,
-            )
+            path, n_frames, episode_return = record_video(args.run_dir, args.video, **options)
             print(f"video: {path} ({n_frames} frames, episode return {episode_return:.2f})")
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)

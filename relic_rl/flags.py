@@ -1,9 +1,7 @@
 """The one table of ``relic_rl.train``'s run flags: which define a run, and which set a preset key.
 
-The train parser's ``--resume`` check, its preset overrides and the ablation's flag checks and
-cell flags all derive from :data:`PRESET_FLAGS` and :data:`RUN_FLAGS`; a new flag that sets a
-preset key is one entry here plus its ``add_argument``. No imports, so that the ablation's
-parser can read it without loading torch.
+The train parser's ``--resume`` check and preset overrides and the ablation's flag checks derive
+from it. No imports, so that the ablation's parser can read it without loading torch.
 """
 
 from __future__ import annotations
@@ -21,8 +19,7 @@ PRESET_FLAGS: dict[str, tuple[str, ...]] = {
     "augmentation": ("relic", "augmentation"),
 }
 
-#: Every flag (argparse ``dest``) that defines the run, so cannot be combined with ``--resume``:
-#: the preset flags and the others that the run's ``config.yaml`` records.
+#: Every flag (argparse ``dest``) that the run's ``config.yaml`` records, so not allowed with ``--resume``.
 RUN_FLAGS: tuple[str, ...] = (
     "env",
     "algo",

@@ -1,19 +1,9 @@
-"""The ReLIC objective: instance discrimination plus an invariance penalty.
+"""The ReLIC objective (Mitrovic et al., 2021): instance discrimination plus an invariance penalty.
 
-ReLIC (Mitrovic et al., 2021, "Representation Learning via Invariant Causal
-Mechanisms") treats every augmentation pair as an intervention on the style of an
-observation. For each ordered pair of distinct views ``(l, k)`` it forms the
-distribution over the batch
-
-    p_lk(j | i) = softmax_j(<online[l, i], target[k, j]> / temperature)
-
-and minimises the instance-discrimination loss ``-log p_lk(i | i)`` together with a
-divergence between the distributions that different pairs induce for the same
-sample, ``KL(p_lk(. | i) || p_qt(. | i))``. Everything here is computed in log-space,
-so it stays finite for small temperatures and embeddings of any scale.
-
-This module has no Stable-Baselines3 dependency: :func:`relic_loss` is a pure
-function on tensors and :class:`ReLICLoss` a thin module around it.
+For each ordered pair of distinct views ``(l, k)``, ``p_lk(j | i) = softmax_j(<online[l, i], target[k, j]>
+/ temperature)`` over the batch; the loss is ``-log p_lk(i | i)`` plus a divergence between the
+distributions that different pairs induce for the same sample. All in log-space, so it stays finite for
+small temperatures and embeddings of any scale. No Stable-Baselines3 dependency.
 """
 
 from __future__ import annotations
@@ -31,14 +21,10 @@ DIVERGENCES: tuple[str, ...] = ("kl", "js")
 
 
 class ReLICLossOutput(NamedTuple):
-    """Result of :func:`relic_loss`.
+    """Result of :func:`relic_loss` (scalar tensors, ``loss = contrastive + kl_weight * invariance``).
 
-    :param loss: ``contrastive + kl_weight * invariance`` (scalar tensor, differentiable).
-    :param contrastive: instance-discrimination (InfoNCE) term, scalar tensor.
-    :param invariance: mean divergence between the per-pair distributions, scalar tensor.
-    :param accuracy: fraction of rows whose most likely candidate is the positive,
-        averaged over view pairs (a float in [0, 1]; a 0-d tensor on the inputs' device
-        with ``relic_loss(..., accuracy_as_tensor=True)``).
+    :param accuracy: fraction of rows whose most likely candidate is the positive, averaged over view
+        pairs: a float, or a 0-d tensor on the inputs' device with ``accuracy_as_tensor=True``.
     """
 
     loss: torch.Tensor
@@ -63,8 +49,7 @@ def check_hyperparameters(where: str, temperature: float, kl_weight: float, dive
 
 
 def check_views(online: torch.Tensor, target: torch.Tensor) -> None:
-    """Raise ValueError unless ``online`` and ``target`` are floating [V >= 2, N >= 2, D] tensors
-    of one shape. Cheap (no data is read), so it runs on every call."""
+    """Raise ValueError unless both are floating [V >= 2, N >= 2, D] tensors of one shape (reads no data)."""
     for name, t in (("online", online), ("target", target)):
         if not isinstance(t, torch.Tensor):
             raise ValueError(
@@ -96,19 +81,15 @@ def check_views(online: torch.Tensor, target: torch.Tensor) -> None:
         )
 
 
-def pair_log_probs(online: torch.Tensor, target: torch.Tensor, temperature: float) -> torch.Tensor:
-    """Log-probabilities ``log p_lk[i, j]`` for every ordered pair of distinct views.
+def _view_pairs(n_views: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices ``(l, k)`` of the V (V - 1) ordered pairs of distinct views, in row-major order."""
+    pairs = torch.tensor([(a, b) for a in range(n_views) for b in range(n_views) if a != b], device=device)
+    return pairs[:, 0], pairs[:, 1]
 
-    :param online: [V, N, D] online embeddings (already normalised if wanted).
-    :param target: [V, N, D] target embeddings.
-    :param temperature: softmax temperature tau > 0.
-    :return: [P, N, N] with P = V (V - 1), pairs in row-major order of ``(l, k), l != k``.
-    """
-    n_views = online.shape[0]
-    # Only the V (V - 1) pairs of distinct views: logits[p, i, j] = <online[l, i], target[k, j]> / tau.
-    pairs = [(a, b) for a in range(n_views) for b in range(n_views) if a != b]
-    l_idx = torch.tensor([a for a, _ in pairs], device=online.device)
-    k_idx = torch.tensor([b for _, b in pairs], device=online.device)
+
+def pair_log_probs(online: torch.Tensor, target: torch.Tensor, temperature: float) -> torch.Tensor:
+    """``log p_lk[i, j]`` as a [V (V - 1), N, N] tensor, pairs ``(l, k), l != k`` in row-major order."""
+    l_idx, k_idx = _view_pairs(online.shape[0], online.device)
     logits = torch.bmm(online[l_idx], target[k_idx].transpose(1, 2)) / temperature
     return torch.log_softmax(logits, dim=-1)
 
@@ -116,10 +97,8 @@ def pair_log_probs(online: torch.Tensor, target: torch.Tensor, temperature: floa
 def _kl_all_pairs(log_p: torch.Tensor) -> torch.Tensor:
     """Mean of KL(p_a[i] || p_b[i]) over ordered pairs a != b and rows i. ``log_p``: [P, N, N].
 
-    Summed over all ordered pairs the KLs collapse to elementwise terms (the a == b terms
-    are zero): sum_{a != b} KL(a || b) = P sum_a sum_j p_a (log p_a - mean_b log p_b).
-    This avoids a [P, P, N, N] intermediate; centring the log-probabilities before the
-    product keeps float32 cancellation small when the distributions are close.
+    sum_{a != b} KL(a || b) = P sum_a sum_j p_a (log p_a - mean_b log p_b) avoids a [P, P, N, N]
+    intermediate; centring before the product keeps float32 cancellation small for close distributions.
     """
     n_pairs, n_rows, _ = log_p.shape
     p = log_p.exp()
@@ -151,18 +130,12 @@ def relic_loss(
 ) -> ReLICLossOutput:
     """ReLIC loss over ``V >= 2`` augmented views of the same ``N`` observations.
 
-    :param online: [V, N, D] critic outputs of the online encoder, ``g(f(x_i^{a_v}))``.
-    :param target: [V, N, D] critic outputs of the target encoder, ``g(h(x_i^{a_v}))``.
-        Pass it detached for a stop-gradient target; gradient flows wherever it is not.
-    :param temperature: softmax temperature tau > 0.
-    :param kl_weight: alpha >= 0, weight of the invariance penalty.
-    :param normalize: L2-normalise both inputs along D, so phi is a cosine similarity.
-    :param divergence: ``"kl"`` (Kullback-Leibler, averaged over both orders of each pair
-        of pairs) or ``"js"`` (Jensen-Shannon).
-    :param accuracy_as_tensor: return ``accuracy`` as a 0-d tensor on the inputs' device
-        instead of a float, so that no host synchronisation happens (on a GPU, ``float()``
-        waits for every queued kernel); the extractor reads it only when metrics are logged.
-    :return: :class:`ReLICLossOutput` with ``loss = contrastive + kl_weight * invariance``.
+    :param online: [V, N, D] critic outputs of the online encoder.
+    :param target: [V, N, D] critic outputs of the target encoder; detach it for a stop-gradient target.
+    :param kl_weight: weight alpha >= 0 of the invariance penalty.
+    :param normalize: L2-normalise both inputs along D (cosine-similarity critic).
+    :param divergence: ``"kl"`` (averaged over both orders of each pair of pairs) or ``"js"``.
+    :param accuracy_as_tensor: return ``accuracy`` as a 0-d tensor, avoiding a host synchronisation.
     :raises ValueError: on malformed shapes, dtypes or hyperparameters.
     """
     check_views(online, target)
@@ -179,9 +152,7 @@ def relic_terms(
     divergence: str,
     accuracy_as_tensor: bool,
 ) -> ReLICLossOutput:
-    """:func:`relic_loss` without its checks, for callers whose hyperparameters were validated
-    where they entered (a :class:`~relic_rl.config.ReLICConfig`, a :class:`ReLICLoss`) and
-    whose views passed :func:`check_views`."""
+    """:func:`relic_loss` without its checks, for already validated hyperparameters and views."""
     if normalize:
         online = F.normalize(online, dim=-1)
         target = F.normalize(target, dim=-1)
@@ -193,28 +164,16 @@ def relic_terms(
         hits = log_p.argmax(dim=-1) == torch.arange(n_rows, device=log_p.device)
         n_hits = hits.sum()
         accuracy = n_hits / hits.numel() if accuracy_as_tensor else n_hits.item() / hits.numel()
-    return ReLICLossOutput(
-        loss=contrastive + kl_weight * invariance,
-        contrastive=contrastive,
-        invariance=invariance,
-        accuracy=accuracy,
-    )
+    return ReLICLossOutput(contrastive + kl_weight * invariance, contrastive, invariance, accuracy)
 
 
 class ReLICLoss(nn.Module):
-    """Module wrapper of :func:`relic_loss` holding its hyperparameters.
-
-    :param temperature: softmax temperature tau > 0.
-    :param kl_weight: alpha >= 0, weight of the invariance penalty.
-    :param normalize: L2-normalise embeddings (cosine similarity critic).
-    :param divergence: ``"kl"`` or ``"js"``.
-    """
+    """Module wrapper of :func:`relic_loss` holding its hyperparameters (checked at construction)."""
 
     def __init__(
         self, temperature: float = 0.1, kl_weight: float = 1.0, normalize: bool = True, divergence: str = "kl"
     ) -> None:
         super().__init__()
-        # Validate at construction so that a bad value fails before training starts.
         check_hyperparameters("ReLICLoss", temperature, kl_weight, divergence)
         self.temperature = float(temperature)
         self.kl_weight = float(kl_weight)
@@ -223,7 +182,7 @@ class ReLICLoss(nn.Module):
 
     def forward(self, online: torch.Tensor, target: torch.Tensor) -> ReLICLossOutput:
         """:param online: [V, N, D]. :param target: [V, N, D]. :return: :class:`ReLICLossOutput`."""
-        check_views(online, target)  # the hyperparameters were checked at construction
+        check_views(online, target)
         return relic_terms(
             online, target, self.temperature, self.kl_weight, self.normalize, self.divergence, False
         )
@@ -236,26 +195,18 @@ class ReLICLoss(nn.Module):
 
 
 class CURLLossOutput(NamedTuple):
-    """Result of :func:`curl_loss`.
-
-    :param loss: InfoNCE over the batch, averaged over view pairs and rows (scalar tensor).
-    :param accuracy: fraction of rows whose highest logit is the positive (0-d tensor).
-    """
+    """Result of :func:`curl_loss`: InfoNCE loss and top-1 accuracy (0-d tensors)."""
 
     loss: torch.Tensor
     accuracy: torch.Tensor
 
 
 def curl_loss(query: torch.Tensor, key: torch.Tensor, weight: torch.Tensor) -> CURLLossOutput:
-    """CURL's contrastive loss (Laskin et al., 2020) over ``V >= 2`` views of ``N`` observations.
+    """CURL's contrastive loss (Laskin et al., 2020) over ``V >= 2`` views of ``N`` observations: for each
+    ordered pair of distinct views ``(l, k)``, cross-entropy of ``i`` over ``query[l, i]^T W key[k, j]``.
 
-    For every ordered pair of distinct views ``(l, k)`` the logits are the bilinear products
-    ``s[i, j] = query[l, i]^T W key[k, j]`` and the loss is the cross-entropy of ``i`` among
-    the ``N`` keys, ``-log softmax_j(s[i, j])[i]``.
-
-    :param query: [V, N, D] online critic outputs (with gradient).
-    :param key: [V, N, D] target critic outputs (pass them detached: CURL's keys come from
-        the EMA encoder without gradient).
+    :param query: [V, N, D] online critic outputs.
+    :param key: [V, N, D] target critic outputs (pass them detached, as CURL's EMA keys).
     :param weight: [D, D] the learned bilinear matrix W.
     :raises ValueError: on malformed shapes.
     """
@@ -269,11 +220,8 @@ def curl_loss(query: torch.Tensor, key: torch.Tensor, weight: torch.Tensor) -> C
         raise ValueError(f"curl_loss: need V >= 2 views and N >= 2 samples, got V={n_views}, N={n_rows}.")
     if weight.shape != (dim, dim):
         raise ValueError(f"curl_loss: `weight` must be [{dim}, {dim}], got {tuple(weight.shape)}.")
-    pairs = [(a, b) for a in range(n_views) for b in range(n_views) if a != b]
-    l_idx = torch.tensor([a for a, _ in pairs], device=query.device)
-    k_idx = torch.tensor([b for _, b in pairs], device=query.device)
-    # [P, N, D] @ [D, D] @ [P, D, N] -> [P, N, N]
-    logits = torch.bmm(query[l_idx] @ weight, key[k_idx].transpose(1, 2))
+    l_idx, k_idx = _view_pairs(n_views, query.device)
+    logits = torch.bmm(query[l_idx] @ weight, key[k_idx].transpose(1, 2))  # [P, N, N]
     # CURL subtracts each row's maximum before the softmax; log_softmax is already shift-stable.
     log_p = torch.log_softmax(logits, dim=-1)
     loss = -torch.diagonal(log_p, dim1=-2, dim2=-1).mean()

@@ -1,21 +1,10 @@
 """Auxiliary objectives: what the extractor minimises on the critic outputs of augmented views.
 
-An objective is an ``nn.Module`` that takes the online critic outputs ``g(f(x))`` and the
-target ones ``g_ema(h(x))`` of ``V`` augmented views of the same ``N`` observations (each
-``[V, N, D]``, the target without gradient) and returns an :class:`AuxOutput`: the loss to
-add (before ``aux_weight``) and the named scalars to log as ``relic/<name>``. Its parameters
-(CURL's bilinear ``W``) belong to the extractor, so the RL optimizer trains them.
-
-Two are registered: ``relic`` (:class:`ReLICObjective`, the default) and ``curl``
-(:class:`CURLObjective`). A third is one class plus :func:`register_objective`::
-
-    @register_objective("byol")
-    class BYOLObjective(AuxObjective):
-        def __init__(self, config: ReLICConfig, dim: int) -> None: ...
-        def forward(self, online, target) -> AuxOutput: ...
-
-after which ``ReLICConfig(objective="byol")`` (``relic.objective: byol`` in a preset or
-``--hyperparams relic.objective=byol``) trains with it.
+An objective maps the online ``g(f(x))`` and target ``g_ema(h(x))`` outputs of ``V`` views of
+``N`` observations (``[V, N, D]`` each, the target detached) to an :class:`AuxOutput`; its
+parameters (CURL's ``W``) belong to the extractor, so the RL optimizer trains them. ``relic``
+(the default) and ``curl`` are registered; an :class:`AuxObjective` subclass decorated with
+``@register_objective("byol")`` is then ``ReLICConfig(objective="byol")`` (``relic.objective``).
 """
 
 from __future__ import annotations
@@ -34,23 +23,14 @@ if TYPE_CHECKING:
 
 
 class AuxOutput(NamedTuple):
-    """Result of an :class:`AuxObjective`.
-
-    :param loss: scalar tensor, differentiable; the extractor scales it by ``aux_weight``.
-    :param scalars: named values to log (floats or 0-d tensors, detached), averaged over the
-        losses an optimizer step applied and recorded as ``relic/<name>``.
-    """
+    """A differentiable scalar ``loss`` and ``scalars`` (floats or detached 0-d tensors: ``relic/*``)."""
 
     loss: torch.Tensor
     scalars: dict[str, torch.Tensor | float]
 
 
 class AuxObjective(nn.Module):
-    """Base class of the auxiliary objectives.
-
-    Subclasses are built as ``cls(config, dim)`` (``dim``: the critic's output size, D) and
-    implement ``forward(online, target) -> AuxOutput`` on ``[V, N, D]`` tensors.
-    """
+    """Base class of the objectives, built as ``cls(config, dim)`` (``dim``: the critic's output D)."""
 
     def __init__(self, config: ReLICConfig, dim: int) -> None:
         super().__init__()
@@ -67,19 +47,14 @@ OBJECTIVES: dict[str, type[AuxObjective]] = {}
 
 
 def register_objective(name: str) -> Callable[[type[AuxObjective]], type[AuxObjective]]:
-    """Class decorator: make ``cls`` the objective called ``name``.
-
-    :raises ValueError: when ``name`` is taken or ``cls`` is not an :class:`AuxObjective`.
-    """
+    """Class decorator registering an :class:`AuxObjective` subclass as ``name`` (ValueError if taken)."""
 
     def register(cls: type[AuxObjective]) -> type[AuxObjective]:
         if not (isinstance(cls, type) and issubclass(cls, AuxObjective)):
             raise ValueError(f"register_objective({name!r}): {cls!r} is not a subclass of AuxObjective.")
         if name in OBJECTIVES and OBJECTIVES[name] is not cls:
-            raise ValueError(
-                f"register_objective: the name {name!r} is taken by {OBJECTIVES[name].__name__}; "
-                "pick another."
-            )
+            taken = OBJECTIVES[name].__name__
+            raise ValueError(f"register_objective: the name {name!r} is taken by {taken}; pick another.")
         OBJECTIVES[name] = cls
         return cls
 
@@ -87,7 +62,7 @@ def register_objective(name: str) -> Callable[[type[AuxObjective]], type[AuxObje
 
 
 def build_objective(config: ReLICConfig, dim: int) -> AuxObjective:
-    """The objective ``config.objective`` for critic outputs of size ``dim``."""
+    """The objective ``config.objective`` for critic outputs of size ``dim`` (ValueError if unknown)."""
     try:
         cls = OBJECTIVES[config.objective]
     except KeyError:
@@ -99,8 +74,7 @@ def build_objective(config: ReLICConfig, dim: int) -> AuxObjective:
 
 @torch.no_grad()
 def cosine_scalars(online: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Mean cosine similarity of positives (same sample, distinct views) and of negatives
-    (distinct samples, distinct views) between ``online`` and ``target`` ([V, N, D] each)."""
+    """Mean cosine of positives (same sample) and negatives (distinct samples), distinct views."""
     n_views = online.shape[0]
     cos = torch.einsum("lid,kjd->lkij", F.normalize(online, dim=-1), F.normalize(target, dim=-1))
     cos = cos[~torch.eye(n_views, dtype=torch.bool, device=cos.device)]  # [P, N, N], pairs l != k
@@ -110,11 +84,8 @@ def cosine_scalars(online: torch.Tensor, target: torch.Tensor) -> dict[str, torc
 
 
 def configured_relic_loss(config: ReLICConfig, online: torch.Tensor, target: torch.Tensor) -> ReLICLossOutput:
-    """:func:`relic_rl.losses.relic_loss` on ``[V, N, D]`` critic outputs with ``config``'s
-    hyperparameters; ``accuracy`` stays a tensor on the device (read when metrics are logged).
-
-    The config validated its values when it was made, so only the views' shapes are checked here.
-    """
+    """:func:`relic_rl.losses.relic_loss` with ``config``'s hyperparameters (only shapes checked
+    here); ``accuracy`` stays a device tensor."""
     check_views(online, target)
     return relic_terms(
         online, target, config.temperature, config.kl_weight, config.normalize, config.divergence, True
@@ -124,10 +95,7 @@ def configured_relic_loss(config: ReLICConfig, online: torch.Tensor, target: tor
 @register_objective("relic")
 class ReLICObjective(AuxObjective):
     """ReLIC: InfoNCE plus ``kl_weight`` x the invariance penalty (:func:`relic_rl.losses.relic_loss`).
-
-    Uses the config's ``temperature``, ``kl_weight``, ``normalize`` and ``divergence``.
-    Scalars: ``contrastive``, ``invariance``, ``accuracy``, ``positive_cosine``, ``negative_cosine``.
-    """
+    Scalars: ``contrastive``, ``invariance``, ``accuracy``, ``positive_cosine``, ``negative_cosine``."""
 
     def forward(self, online: torch.Tensor, target: torch.Tensor) -> AuxOutput:
         return self.summarize(configured_relic_loss(self.config, online, target), online, target)
@@ -147,15 +115,9 @@ class ReLICObjective(AuxObjective):
 
 @register_objective("curl")
 class CURLObjective(AuxObjective):
-    """CURL (Laskin et al., 2020): InfoNCE over the batch with the bilinear similarity
-    ``q^T W k`` between online queries and EMA-target keys, ``W`` learned.
-
-    Every ordered pair of distinct views is a (query, key) pair, as in ReLIC's contrast sets.
-    ``W`` starts as the identity, so the first logits are the dot products of the critic
-    outputs. As in CURL there is no temperature, no normalisation and no invariance penalty:
-    the config's ``temperature``, ``kl_weight``, ``normalize`` and ``divergence`` are not used.
-    Scalars: ``contrastive``, ``accuracy``, ``positive_cosine``, ``negative_cosine``.
-    """
+    """CURL (Laskin et al., 2020): InfoNCE on ``q^T W k`` (``W`` starts as the identity) of online
+    queries and target keys of distinct views; no temperature, normalisation or invariance term.
+    Scalars: ``contrastive``, ``accuracy``, ``positive_cosine``, ``negative_cosine``."""
 
     def __init__(self, config: ReLICConfig, dim: int) -> None:
         super().__init__(config, dim)
@@ -163,9 +125,5 @@ class CURLObjective(AuxObjective):
 
     def forward(self, online: torch.Tensor, target: torch.Tensor) -> AuxOutput:
         out = curl_loss(online, target, self.weight)
-        scalars: dict[str, torch.Tensor | float] = {
-            "contrastive": out.loss.detach(),
-            "accuracy": out.accuracy,
-            **cosine_scalars(online.detach(), target),
-        }
-        return AuxOutput(out.loss, scalars)
+        cosines = cosine_scalars(online.detach(), target)
+        return AuxOutput(out.loss, {"contrastive": out.loss.detach(), "accuracy": out.accuracy, **cosines})

@@ -1,8 +1,7 @@
 """Turn an ablation folder into a table, a Markdown summary and learning-curve figures.
 
-An ablation folder (written by the ablation CLI) looks like::
+An ablation folder ``ABL/`` (written by the ablation CLI) looks like::
 
-    ABL/
       ablation.yaml             env_id, total_timesteps, seeds, grid, baseline[, command]
       runs/<cell>/cell.yaml     variant, params, seed
       runs/<cell>/evaluations.csv              timesteps,mean_reward,std_reward,episode_rewards
@@ -10,13 +9,10 @@ An ablation folder (written by the ablation CLI) looks like::
       runs/<cell>/status.yaml   state: finished | running | failed | interrupted
 
 :func:`write_report` writes ``results.csv``, ``summary.md``, ``curves.png`` and ``curves.pdf``
-into it. Runs without evaluations (e.g. they failed before the first one) are skipped and listed
-as warnings in the summary. The statistics (IQM, stratified bootstrap CIs, probability of
-improvement) are those of :mod:`relic_rl.stats`, following Agarwal et al. (2021).
+into it, with the statistics of :mod:`relic_rl.stats`. Runs without evaluations are skipped and
+listed as warnings in the summary.
 
-Command line::
-
-    python -m relic_rl.report ABLATION_DIR [--reps N] [--seed S] [--out-dir DIR]
+Command line: ``python -m relic_rl.report ABLATION_DIR [--reps N] [--seed S] [--out-dir DIR]``.
 """
 
 from __future__ import annotations
@@ -25,7 +21,7 @@ import argparse
 import csv
 import math
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -64,12 +60,15 @@ __all__ = [
 KL_KEY = "kl_weight"
 AUX_KEY = "aux"
 CONFIDENCE = 0.95
+#: Fewer usable seeds get no interval: a bootstrap over one or two runs would only restate them.
+MIN_SEEDS_FOR_INTERVAL = 3
 REQUIRED_KEYS = ("env_id", "total_timesteps", "seeds", "grid")
 EXPECTED_LAYOUT = (
     "An ablation folder (as written by the ablation CLI) contains `ablation.yaml` (a mapping with "
     "env_id, total_timesteps, seeds, grid and baseline) and `runs/<cell>/` sub-folders, each with "
     "`cell.yaml` (variant, params, seed), `evaluations.csv` and `status.yaml`."
 )
+_REPORT_FILES = ("results.csv", "summary.md", "curves.png", "curves.pdf")
 
 FloatArray = NDArray[np.float64]
 ComparisonKind = Literal["kl", "baseline", "curl"]
@@ -79,19 +78,10 @@ class ReportError(UserError):
     """The folder cannot be reported on (not an ablation folder, nothing evaluated yet, ...)."""
 
 
-# --------------------------------------------------------------------------------------------
-# Data model
-# --------------------------------------------------------------------------------------------
-
-
 @dataclass(frozen=True)
 class EvalCurve:
-    """Periodic evaluations of one run.
-
-    :param timesteps: environment steps at each evaluation, strictly increasing ``[points]``.
-    :param mean_returns: mean episode return at each evaluation ``[points]``.
-    :param episodes: episodes per evaluation (the most any row holds; 0 when the file does not say).
-    """
+    """Evaluations of one run: strictly increasing timesteps and mean returns, both ``[points]``, and
+    the episodes per evaluation (the most any row holds; 0 when the file does not say)."""
 
     timesteps: FloatArray
     mean_returns: FloatArray
@@ -99,12 +89,11 @@ class EvalCurve:
 
     @property
     def final_return(self) -> float:
-        """Mean return at the last evaluation point (the run's final score)."""
+        """The run's final score: the mean return at the last evaluation."""
         return float(self.mean_returns[-1])
 
     @property
     def final_timestep(self) -> int:
-        """Timestep of the last evaluation point."""
         return int(self.timesteps[-1])
 
     def as_dict(self) -> dict[int, float]:
@@ -114,17 +103,9 @@ class EvalCurve:
 
 @dataclass(frozen=True)
 class RunRecord:
-    """One usable training run of the ablation.
-
-    :param name: folder name under ``runs/``.
-    :param path: the run folder.
-    :param variant: variant name from ``cell.yaml`` (e.g. ``"kl_weight=1.0"``).
-    :param params: parameters from ``cell.yaml``.
-    :param seed: training seed.
-    :param state: ``state`` from ``status.yaml`` (``"unknown"`` when absent).
-    :param evaluation: in-distribution evaluations.
-    :param randomized: evaluations on the domain-randomized env, when present.
-    """
+    """One usable run under ``runs/<name>``: ``variant``, ``params`` and ``seed`` from ``cell.yaml``,
+    ``state`` from ``status.yaml`` (``"unknown"`` when absent), and its evaluations (``randomized``:
+    on the domain-randomized env, when present)."""
 
     name: str
     path: Path
@@ -146,12 +127,7 @@ class SkippedRun:
 
 @dataclass(frozen=True)
 class Variant:
-    """The runs of one configuration (one per seed).
-
-    :param label: display name, the ``variant`` of ``cell.yaml`` (made unique if needed).
-    :param params: the shared parameters.
-    :param runs: the runs, sorted by seed.
-    """
+    """The runs of one configuration, by seed; ``label`` is their ``variant``, made unique if needed."""
 
     label: str
     params: dict[str, Any]
@@ -164,12 +140,11 @@ class Variant:
 
     @property
     def is_baseline(self) -> bool:
-        """True for the no-auxiliary-loss baseline."""
         return self.aux == "none"
 
     @property
     def kl_weight(self) -> float | None:
-        """The KL weight as a float, ``None`` without ReLIC or when it is not a parameter."""
+        """The KL weight as a float; ``None`` without ReLIC or when it is not a parameter."""
         return _as_float(self.params.get(KL_KEY)) if self.aux == "relic" else None
 
     @property
@@ -180,18 +155,10 @@ class Variant:
 
 @dataclass(frozen=True)
 class Ablation:
-    """An ablation folder as loaded by :func:`load_ablation`.
+    """An ablation folder as loaded by :func:`load_ablation`, with ``ablation.yaml``'s settings.
 
-    :param path: the folder.
-    :param env_id: environment id.
-    :param total_timesteps: training budget per run.
-    :param seeds: planned seeds.
-    :param grid: the swept parameters and their values, in the order of ``ablation.yaml``.
-    :param baseline: whether a no-aux baseline was planned.
-    :param command: the command that launched the ablation, when recorded.
-    :param runs: usable runs (those with at least one evaluation).
-    :param skipped: run folders that were skipped, with the reason.
-    :param warnings: other problems worth reporting (unfinished runs, unreadable files).
+    ``runs`` have at least one evaluation; ``skipped`` are the others, with the reason; ``warnings``
+    list other problems (unfinished runs, unreadable files).
     """
 
     path: Path
@@ -207,21 +174,20 @@ class Ablation:
 
     @property
     def has_randomized(self) -> bool:
-        """Whether any run has domain-randomized evaluations."""
         return any(r.randomized is not None for r in self.runs)
 
     def variants(self) -> list[Variant]:
         """Group the runs by variant: ReLIC in grid order, then CURL, the baseline last."""
         groups: dict[tuple[str, str], list[RunRecord]] = {}
         for run in self.runs:
-            groups.setdefault((run.variant, _params_key(run.params)), []).append(run)
+            key = repr(sorted((str(k), repr(v)) for k, v in run.params.items()))
+            groups.setdefault((run.variant, key), []).append(run)
         names = [name for name, _ in groups]
         variants = []
         for (name, _), runs in groups.items():
             params = runs[0].params
-            label = name
-            if names.count(name) > 1:  # same name, different params: make the label unique
-                label = f"{name} ({_format_params(params)})"
+            unique = ", ".join(f"{k}={v}" for k, v in params.items())
+            label = f"{name} ({unique})" if names.count(name) > 1 else name
             variants.append(Variant(label, params, tuple(sorted(runs, key=lambda r: r.seed))))
         return sorted(variants, key=self._order)
 
@@ -232,11 +198,6 @@ class Ablation:
             positions.append(values.index(value) if value in values else len(values))
         rank = {"relic": 0, "curl": 1, "none": 2}.get(variant.aux, 1)
         return rank, tuple(positions), variant.label
-
-
-# --------------------------------------------------------------------------------------------
-# Loading
-# --------------------------------------------------------------------------------------------
 
 
 def _as_float(value: Any) -> float | None:
@@ -250,26 +211,16 @@ def _as_float(value: Any) -> float | None:
     return out if math.isfinite(out) else None
 
 
-def _params_key(params: Mapping[str, Any]) -> str:
-    return repr(sorted((str(k), repr(v)) for k, v in params.items()))
-
-
-def _format_params(params: Mapping[str, Any]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in params.items())
-
-
 def _read_yaml(path: Path) -> Any:
     with path.open(encoding="utf-8") as f:
         return yaml.safe_load(f)
 
 
 def read_evaluations(path: Path) -> EvalCurve:
-    """Read an ``evaluations.csv`` file.
+    """Read an ``evaluations.csv`` file (header ``timesteps,mean_reward,std_reward,episode_rewards``).
 
-    :param path: the CSV file (header ``timesteps,mean_reward,std_reward,episode_rewards``).
-    :return: the curve.
-    :raises ValueError: when the file is empty, lacks the columns, has an unparsable or non-finite
-        value, or its timesteps are not strictly increasing.
+    :raises ValueError: on an empty file, missing columns, an unparsable or non-finite value, or
+        timesteps that are not strictly increasing.
     """
     header, rows = read_evaluation_table(path)
     if not header:
@@ -283,8 +234,7 @@ def read_evaluations(path: Path) -> EvalCurve:
     for line, row in enumerate(rows, start=2):
         episodes = max(episodes, len((row.get("episode_rewards") or "").split()))
         try:
-            t = float(row["timesteps"])
-            r = float(row["mean_reward"])
+            t, r = float(row["timesteps"]), float(row["mean_reward"])
         except (TypeError, ValueError) as err:
             raise ValueError(f"{path.name} line {line}: cannot parse {row!r}") from err
         if not (math.isfinite(t) and math.isfinite(r)):
@@ -300,48 +250,40 @@ def read_evaluations(path: Path) -> EvalCurve:
 
 
 def _load_run(run_dir: Path) -> tuple[RunRecord | SkippedRun, list[str]]:
-    """Load one run folder; never raises for a broken run, it is skipped with a reason."""
+    """Load one run folder; a broken run is skipped with a reason, never raised."""
     name = run_dir.name
     warnings: list[str] = []
-    cell_path = run_dir / CELL_FILE
-    if not cell_path.is_file():
+    if not (run_dir / CELL_FILE).is_file():
         return SkippedRun(name, "no cell.yaml"), warnings
     try:
-        cell = _read_yaml(cell_path)
+        cell = _read_yaml(run_dir / CELL_FILE)
     except (OSError, yaml.YAMLError) as err:
         return SkippedRun(name, f"cell.yaml is unreadable ({err})"), warnings
     if not isinstance(cell, dict) or not {"variant", "params", "seed"} <= set(cell):
         return SkippedRun(name, "cell.yaml lacks variant/params/seed"), warnings
-    params = cell["params"]
-    seed = cell["seed"]
+    params, seed = cell["params"], cell["seed"]
     if not isinstance(params, dict) or isinstance(seed, bool) or not isinstance(seed, int):
         return SkippedRun(name, "cell.yaml: params must be a mapping and seed an integer"), warnings
-
     state = "unknown"
-    status_path = run_dir / STATUS_FILE
-    if status_path.is_file():
+    if (run_dir / STATUS_FILE).is_file():
         try:
-            status = _read_yaml(status_path)
+            status = _read_yaml(run_dir / STATUS_FILE)
             if isinstance(status, dict) and "state" in status:
                 state = str(status["state"])
         except (OSError, yaml.YAMLError) as err:
             warnings.append(f"`{name}`: status.yaml is unreadable ({err}).")
-
-    eval_path = run_dir / EVAL_FILE
-    if not eval_path.is_file():
+    if not (run_dir / EVAL_FILE).is_file():
         return SkippedRun(name, f"no {EVAL_FILE} (state: {state})"), warnings
     try:
-        evaluation = read_evaluations(eval_path)
+        evaluation = read_evaluations(run_dir / EVAL_FILE)
     except (OSError, ValueError) as err:
         return SkippedRun(name, f"{err} (state: {state})"), warnings
-
     randomized = None
-    rand_path = run_dir / RANDOMIZED_EVAL_FILE
-    if rand_path.is_file():
+    if (run_dir / RANDOMIZED_EVAL_FILE).is_file():
         try:
-            randomized = read_evaluations(rand_path)
+            randomized = read_evaluations(run_dir / RANDOMIZED_EVAL_FILE)
         except (OSError, ValueError) as err:
-            # The in-distribution results are still valid; only the randomized ones are dropped.
+            # The in-distribution results are still valid.
             warnings.append(f"`{name}`: randomized evaluations ignored: {err}.")
     run = RunRecord(name, run_dir, str(cell["variant"]), params, seed, state, evaluation, randomized)
     return run, warnings
@@ -363,10 +305,8 @@ def _check_config(config: Any, path: Path) -> dict[str, Any]:
 
 
 def load_ablation(path: Path | str) -> Ablation:
-    """Load an ablation folder.
+    """Load the ablation folder ``path`` (holding ``ablation.yaml`` and ``runs/``).
 
-    :param path: the folder holding ``ablation.yaml`` and ``runs/``.
-    :return: the ablation, with its usable runs and the skipped ones.
     :raises ReportError: when ``path`` is not an ablation folder (with what was expected).
     """
     root = Path(path)
@@ -376,9 +316,8 @@ def load_ablation(path: Path | str) -> Ablation:
         raise ReportError(f"{root} is not a folder. {EXPECTED_LAYOUT}")
     config_path = root / "ablation.yaml"
     if not config_path.is_file():
-        hint = ""
-        if (root / EVAL_FILE).is_file() or (root / "cell.yaml").is_file():
-            hint = " It looks like a single training run; pass the ablation folder above it."
+        single = (root / EVAL_FILE).is_file() or (root / CELL_FILE).is_file()
+        hint = " It looks like a single training run; pass the ablation folder above it." if single else ""
         raise ReportError(f"{root} is not an ablation folder: no ablation.yaml.{hint} {EXPECTED_LAYOUT}")
     try:
         config = _check_config(_read_yaml(config_path), config_path)
@@ -390,65 +329,34 @@ def load_ablation(path: Path | str) -> Ablation:
         raise ReportError(
             f"{root} has no run folders under runs/ (has the ablation been launched?). {EXPECTED_LAYOUT}"
         )
-
-    runs: list[RunRecord] = []
-    skipped: list[SkippedRun] = []
-    warnings: list[str] = []
-    for run_dir in run_dirs:
-        loaded, run_warnings = _load_run(run_dir)
-        warnings.extend(run_warnings)
-        if isinstance(loaded, SkippedRun):
-            skipped.append(loaded)
-        else:
-            runs.append(loaded)
-
+    loaded = [_load_run(run_dir) for run_dir in run_dirs]
+    runs = [run for run, _ in loaded if isinstance(run, RunRecord)]
+    skipped = [run for run, _ in loaded if isinstance(run, SkippedRun)]
+    warnings = [warning for _, run_warnings in loaded for warning in run_warnings]
     if runs:
         # A run that stopped early has its "final" score from an earlier point of training.
         horizon = max(r.evaluation.final_timestep for r in runs)
-        for r in runs:
-            if r.state != "finished" or r.evaluation.final_timestep < horizon:
-                warnings.append(
-                    f"`{r.name}` is {r.state}; its last evaluation is at {r.evaluation.final_timestep} "
-                    f"timesteps (latest of any run: {horizon}), and it is used as its final score."
-                )
-    command = config.get("command")
+        warnings += [
+            f"`{r.name}` is {r.state}; its last evaluation is at {r.evaluation.final_timestep} "
+            f"timesteps (latest of any run: {horizon}), and it is used as its final score."
+            for r in runs
+            if r.state != "finished" or r.evaluation.final_timestep < horizon
+        ]
+    env_id, budget, seeds = str(config["env_id"]), int(config["total_timesteps"]), tuple(config["seeds"])
+    grid = {str(k): list(v) for k, v in config["grid"].items()}
+    command = None if config.get("command") is None else str(config["command"])
+    baseline = bool(config.get("baseline", False))
     return Ablation(
-        path=root,
-        env_id=str(config["env_id"]),
-        total_timesteps=int(config["total_timesteps"]),
-        seeds=tuple(config["seeds"]),
-        grid={str(k): list(v) for k, v in config["grid"].items()},
-        baseline=bool(config.get("baseline", False)),
-        command=None if command is None else str(command),
-        runs=tuple(runs),
-        skipped=tuple(skipped),
-        warnings=tuple(warnings),
+        root, env_id, budget, seeds, grid, baseline, command, tuple(runs), tuple(skipped), tuple(warnings)
     )
-
-
-# --------------------------------------------------------------------------------------------
-# Statistics
-# --------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class VariantSummary:
-    """Aggregate numbers of one variant (one final score per seed).
-
-    :param label: variant label.
-    :param params: variant parameters.
-    :param is_baseline: whether this is the no-aux baseline.
-    :param seeds: seeds of the usable runs.
-    :param final_scores: final score of each run ``[runs]``.
-    :param final_mean: mean final score with its 95% bootstrap CI.
-    :param final_iqm: IQM of the final scores with its 95% stratified-bootstrap CI.
-    :param auc_mean: area under the learning curve (normalised, see
-        :func:`relic_rl.stats.area_under_curve`), averaged over seeds.
-    :param randomized_final_mean: mean final score on the randomized env, over the runs that have one.
-    :param randomized_runs: number of runs with randomized evaluations.
-    :param randomized_ratio: ``randomized_final_mean`` over the mean in-distribution final score of
-        the same runs; ``None`` when unavailable or when that denominator is not positive.
-    """
+    """One variant's final scores ``[runs]``, their mean and IQM with 95% bootstrap CIs, and the mean
+    :func:`~relic_rl.stats.area_under_curve` over seeds. ``randomized_final_mean`` is over the
+    ``randomized_runs`` runs that have one; ``randomized_ratio`` divides it by the same runs' mean
+    in-distribution final score (``None`` unless that is positive)."""
 
     label: str
     params: dict[str, Any]
@@ -464,21 +372,14 @@ class VariantSummary:
 
     @property
     def n_seeds(self) -> int:
-        """Number of usable runs."""
         return len(self.seeds)
 
 
 @dataclass(frozen=True)
 class Comparison:
-    """``treatment`` against ``control`` on final scores.
-
-    :param kind: ``"kl"`` (KL on vs the same variant with ``kl_weight = 0``), ``"baseline"``
-        (a variant vs the no-aux baseline) or ``"curl"`` (a ReLIC variant vs CURL).
-    :param treatment: label of the variant being evaluated.
-    :param control: label of the reference variant.
-    :param mean_difference: mean final score of treatment minus control, with its bootstrap CI.
-    :param probability_of_improvement: P(treatment run > control run), with its bootstrap CI.
-    """
+    """Variant ``treatment`` vs ``control`` (labels) on final scores: mean difference (treatment minus
+    control) and P(treatment run > control run), with bootstrap CIs. ``kind``: ``"kl"`` (vs the same
+    variant with ``kl_weight = 0``), ``"baseline"`` (vs the no-aux baseline) or ``"curl"`` (ReLIC vs CURL)."""
 
     kind: ComparisonKind
     treatment: str
@@ -494,55 +395,33 @@ class Comparison:
         return min(self.treatment_seeds, self.control_seeds) >= MIN_SEEDS_FOR_INTERVAL
 
 
-def _summarize_variant(variant: Variant, reps: int, seed: int) -> VariantSummary:
-    finals = variant.final_scores
+def _summarize_variant(v: Variant, reps: int, seed: int) -> VariantSummary:
+    finals = v.final_scores
 
-    def ci(statistic: stats.Statistic) -> stats.IntervalEstimate:
-        interval = stats.stratified_bootstrap_ci(
-            finals, statistic, reps=reps, confidence=CONFIDENCE, seed=seed
-        )
-        return stats.IntervalEstimate(float(statistic(finals)), *interval)
+    def ci(stat: stats.Statistic) -> stats.IntervalEstimate:
+        low, high = stats.stratified_bootstrap_ci(finals, stat, reps=reps, confidence=CONFIDENCE, seed=seed)
+        return stats.IntervalEstimate(float(stat(finals)), low, high)
 
     mean, iqm = ci(np.mean), ci(stats.iqm)
-    auc = float(
-        np.mean(
-            [stats.area_under_curve(r.evaluation.timesteps, r.evaluation.mean_returns) for r in variant.runs]
-        )
-    )
-    # (randomized, in-distribution) final scores of the runs evaluated on both.
-    both = [
-        (r.randomized.final_return, r.evaluation.final_return)
-        for r in variant.runs
-        if r.randomized is not None
-    ]
+    curves = [r.evaluation for r in v.runs]
+    auc = float(np.mean([stats.area_under_curve(c.timesteps, c.mean_returns) for c in curves]))
+    both = [(r.randomized.final_return, r.evaluation.final_return) for r in v.runs if r.randomized]
     rand_mean: float | None = None
     ratio: float | None = None
     if both:
-        rand_mean = float(np.mean([rand for rand, _ in both]))
-        in_dist = float(np.mean([final for _, final in both]))
+        rand_mean, in_dist = (float(np.mean(side)) for side in zip(*both, strict=True))
         ratio = rand_mean / in_dist if in_dist > 0 else None
+    seeds = tuple(r.seed for r in v.runs)
     return VariantSummary(
-        label=variant.label,
-        params=variant.params,
-        is_baseline=variant.is_baseline,
-        seeds=tuple(r.seed for r in variant.runs),
-        final_scores=finals,
-        final_mean=mean,
-        final_iqm=iqm,
-        auc_mean=auc,
-        randomized_final_mean=rand_mean,
-        randomized_runs=len(both),
-        randomized_ratio=ratio,
+        v.label, v.params, v.is_baseline, seeds, finals, mean, iqm, auc, rand_mean, len(both), ratio
     )
 
 
 def _compare(kind: ComparisonKind, treatment: Variant, control: Variant, reps: int, seed: int) -> Comparison:
     x, y = treatment.final_scores, control.final_scores
     diff = stats.difference_ci(x, y, np.mean, reps=reps, confidence=CONFIDENCE, seed=seed)
-    poi = stats.IntervalEstimate(
-        stats.probability_of_improvement(x, y),
-        *stats.probability_of_improvement_ci(x, y, reps=reps, confidence=CONFIDENCE, seed=seed),
-    )
+    low, high = stats.probability_of_improvement_ci(x, y, reps=reps, confidence=CONFIDENCE, seed=seed)
+    poi = stats.IntervalEstimate(stats.probability_of_improvement(x, y), low, high)
     return Comparison(kind, treatment.label, control.label, diff, poi, len(x), len(y))
 
 
@@ -550,17 +429,16 @@ def _without(params: Mapping[str, Any], *keys: str) -> dict[str, Any]:
     return {k: v for k, v in params.items() if k not in keys}
 
 
-def _pairings(
-    variants: Sequence[Variant],
-) -> tuple[list[tuple[ComparisonKind, Variant, Variant]], list[str]]:
-    """Which variant is compared with which: KL on vs off, every variant vs the baseline, then
-    every ReLIC variant vs CURL."""
+def _agree(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """Whether ``a`` and ``b`` agree on the keys they share, other than aux and kl_weight."""
+    return all(a[k] == b[k] for k in (set(a) & set(b)) - {AUX_KEY, KL_KEY})
+
+
+def _pairings(variants: Sequence[Variant]) -> tuple[list[tuple[ComparisonKind, Variant, Variant]], list[str]]:
+    """KL on vs off, every variant vs the baseline, then every ReLIC variant vs CURL."""
     pairs: list[tuple[ComparisonKind, Variant, Variant]] = []
     notes: list[str] = []
     relic = [v for v in variants if v.aux == "relic"]
-    with_aux = [v for v in variants if not v.is_baseline]
-    baselines = [v for v in variants if v.is_baseline]
-    curls = [v for v in variants if v.aux == "curl"]
     for on in relic:
         if on.kl_weight is None or on.kl_weight <= 0:
             continue
@@ -570,21 +448,13 @@ def _pairings(
             notes.append(f"`{on.label}` has no `{KL_KEY} = 0` counterpart with otherwise identical params.")
         pairs.extend(("kl", on, off) for off in offs)
     groups: tuple[tuple[ComparisonKind, list[Variant], list[Variant]], ...] = (
-        ("baseline", with_aux, baselines),
-        ("curl", relic, curls),
+        ("baseline", [v for v in variants if not v.is_baseline], [v for v in variants if v.is_baseline]),
+        ("curl", relic, [v for v in variants if v.aux == "curl"]),
     )
     for kind, treatments, controls in groups:
         for variant in treatments:
-            # Match the control on the parameters both share (other than aux/kl_weight); a single
-            # control is used for every variant, since e.g. the temperature does not affect it.
-            matching = [
-                c
-                for c in controls
-                if all(
-                    c.params[k] == variant.params[k]
-                    for k in (set(c.params) & set(variant.params)) - {AUX_KEY, KL_KEY}
-                )
-            ]
+            # A single control serves every variant: e.g. the temperature does not affect it.
+            matching = [c for c in controls if _agree(c.params, variant.params)]
             if not matching and len(controls) == 1:
                 matching = controls
             pairs.extend((kind, variant, c) for c in matching)
@@ -594,13 +464,7 @@ def _pairings(
 def summarize(
     ablation: Ablation, *, reps: int = 2000, seed: int = 0
 ) -> tuple[list[VariantSummary], list[Comparison], list[str]]:
-    """Per-variant summaries and the KL on/off and baseline comparisons.
-
-    :param ablation: the loaded ablation.
-    :param reps: bootstrap replicates for every confidence interval.
-    :param seed: seed of the bootstrap resampling.
-    :return: the summaries (in variant order), the comparisons and notes on missing pairings.
-    """
+    """Per-variant summaries (in variant order), the comparisons, and notes on missing pairings."""
     variants = ablation.variants()
     summaries = [_summarize_variant(v, reps, seed) for v in variants]
     pairs, notes = _pairings(variants)
@@ -608,21 +472,14 @@ def summarize(
     return summaries, comparisons, notes
 
 
-# --------------------------------------------------------------------------------------------
-# Outputs
-# --------------------------------------------------------------------------------------------
-
-
 def _csv_value(value: Any) -> str:
     return "" if value is None else str(value)
 
 
 def write_results_csv(ablation: Ablation, path: Path) -> None:
-    """One row per run and evaluation timestep (union of the in-distribution and randomized ones).
+    """One row per run and timestep (in-distribution or randomized); a missing value is left empty.
 
-    Columns: ``variant``, each grid key, ``seed``, ``timesteps``, ``mean_return`` and
-    ``randomized_mean_return``; a value that does not exist (a grid key absent from the baseline's
-    params, a timestep evaluated in only one of the two envs) is left empty.
+    Columns: ``variant``, each grid key, ``seed``, ``timesteps``, ``mean_return``, ``randomized_mean_return``.
     """
     keys = list(ablation.grid)
     with path.open("w", newline="", encoding="utf-8") as f:
@@ -632,17 +489,10 @@ def write_results_csv(ablation: Ablation, path: Path) -> None:
             for run in variant.runs:
                 in_dist = run.evaluation.as_dict()
                 randomized = run.randomized.as_dict() if run.randomized is not None else {}
+                params = [_csv_value(run.params.get(k)) for k in keys]
                 for t in sorted(set(in_dist) | set(randomized)):
-                    writer.writerow(
-                        [
-                            variant.label,
-                            *(_csv_value(run.params.get(k)) for k in keys),
-                            run.seed,
-                            t,
-                            _csv_value(in_dist.get(t)),
-                            _csv_value(randomized.get(t)),
-                        ]
-                    )
+                    values = [_csv_value(in_dist.get(t)), _csv_value(randomized.get(t))]
+                    writer.writerow([variant.label, *params, run.seed, t, *values])
 
 
 def _fmt(x: float) -> str:
@@ -651,11 +501,6 @@ def _fmt(x: float) -> str:
 
 def _fmt_ci(e: stats.IntervalEstimate) -> str:
     return f"{_fmt(e.point)} [{_fmt(e.low)}, {_fmt(e.high)}]"
-
-
-#: Variants with fewer usable seeds get no interval: a bootstrap over one or two runs only
-#: restates their range (or a single value) and would read as a confidence interval.
-MIN_SEEDS_FOR_INTERVAL = 3
 
 
 def _fmt_variant(e: stats.IntervalEstimate, scores: FloatArray, per_seed: bool) -> str:
@@ -667,14 +512,29 @@ def _fmt_variant(e: stats.IntervalEstimate, scores: FloatArray, per_seed: bool) 
     return f"{_fmt(e.point)} (no CI; {len(scores)} {seeds}: {', '.join(_fmt(float(v)) for v in scores)})"
 
 
-def _fmt_comparison(e: stats.IntervalEstimate, c: Comparison) -> str:
-    if c.has_intervals:
-        return _fmt_ci(e)
-    return f"{_fmt(e.point)} (no CI: {c.treatment_seeds} vs {c.control_seeds} seeds)"
-
-
 def _md(text: str) -> str:
     return text.replace("|", "\\|")
+
+
+def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(row) + " |" for row in [header, *rows]]
+    return [lines[0], "|" + "---|" * len(header), *lines[1:]]
+
+
+def _comparison_table(header: Sequence[str], comparisons: Iterable[Comparison]) -> list[str]:
+    rows = []
+    for c in comparisons:
+        cells = [_md(c.treatment), _md(c.control)]
+        for e in (c.mean_difference, c.probability_of_improvement):
+            no_ci = f"{_fmt(e.point)} (no CI: {c.treatment_seeds} vs {c.control_seeds} seeds)"
+            cells.append(_fmt_ci(e) if c.has_intervals else no_ci)
+        rows.append(cells)
+    return _table(header, rows)
+
+
+def _problems(ablation: Ablation) -> tuple[str, ...]:
+    """The warnings at the end of the summary, skipped runs first."""
+    return tuple(f"Skipped `{s.name}`: {s.reason}." for s in ablation.skipped) + ablation.warnings
 
 
 def render_summary(
@@ -725,13 +585,12 @@ def render_summary(
         "",
         "## Per-variant results",
         "",
-        f"| Variant | Seeds | Final mean [{pct} CI] | Final IQM [{pct} CI] | AUC (mean) "
-        "| Randomized final (mean) | Randomized / in-dist |",
-        "|---|---|---|---|---|---|---|",
     ]
+    header = ["Variant", "Seeds", f"Final mean [{pct} CI]", f"Final IQM [{pct} CI]", "AUC (mean)"]
+    header += ["Randomized final (mean)", "Randomized / in-dist"]
+    rows = []
     for s in summaries:
-        rand = "-"
-        ratio = "-"
+        rand = ratio = "-"
         if s.randomized_final_mean is not None:
             rand = _fmt(s.randomized_final_mean)
             if s.randomized_runs != s.n_seeds:
@@ -739,63 +598,36 @@ def render_summary(
             ratio = "n/a" if s.randomized_ratio is None else _fmt(s.randomized_ratio)
         mean = _fmt_variant(s.final_mean, s.final_scores, per_seed=True)
         iqm = _fmt_variant(s.final_iqm, s.final_scores, per_seed=False)
-        lines.append(
-            f"| {_md(s.label)} | {s.n_seeds} | {mean} | {iqm} | {_fmt(s.auc_mean)} | {rand} | {ratio} |"
-        )
-
-    lines += ["", "## KL on vs off", ""]
+        rows.append([_md(s.label), str(s.n_seeds), mean, iqm, _fmt(s.auc_mean), rand, ratio])
+    lines += [*_table(header, rows), "", "## KL on vs off", ""]
     kl = [c for c in comparisons if c.kind == "kl"]
     if KL_KEY not in ablation.grid:
         lines.append(f"`{KL_KEY}` is not a grid parameter of this ablation: nothing to compare.")
     elif not kl:
         lines.append(f"No pair of variants differing only in `{KL_KEY}` (> 0 vs = 0) has usable runs.")
     else:
-        lines += [
-            f"Positive differences and P > 0.5 favour the KL penalty (`{KL_KEY}` > 0).",
-            "",
-            f"| KL on | KL off | Mean final on - off [{pct} CI] | P(on > off) [{pct} CI] |",
-            "|---|---|---|---|",
-        ]
-        lines += [
-            f"| {_md(c.treatment)} | {_md(c.control)} | {_fmt_comparison(c.mean_difference, c)} "
-            f"| {_fmt_comparison(c.probability_of_improvement, c)} |"
-            for c in kl
-        ]
+        lines += [f"Positive differences and P > 0.5 favour the KL penalty (`{KL_KEY}` > 0).", ""]
+        header = ["KL on", "KL off", f"Mean final on - off [{pct} CI]", f"P(on > off) [{pct} CI]"]
+        lines += _comparison_table(header, kl)
     lines += [f"- {n}" for n in notes]
-
     for kind, title, control in (("baseline", "the no-aux baseline", "Baseline"), ("curl", "CURL", "CURL")):
-        rows = [c for c in comparisons if c.kind == kind]
-        if rows:
-            name = control.lower()
-            lines += [
-                "",
-                f"## Against {title}",
-                "",
-                f"| Variant | {control} | Mean final variant - {name} [{pct} CI] "
-                f"| P(variant > {name}) [{pct} CI] |",
-                "|---|---|---|---|",
-            ]
-            lines += [
-                f"| {_md(c.treatment)} | {_md(c.control)} | {_fmt_comparison(c.mean_difference, c)} "
-                f"| {_fmt_comparison(c.probability_of_improvement, c)} |"
-                for c in rows
-            ]
+        selected = [c for c in comparisons if c.kind == kind]
+        name = control.lower()
+        if selected:
+            header = ["Variant", control, f"Mean final variant - {name} [{pct} CI]"]
+            lines += ["", f"## Against {title}", ""]
+            lines += _comparison_table([*header, f"P(variant > {name}) [{pct} CI]"], selected)
         elif kind == "baseline" and ablation.baseline:
             lines += ["", "The no-aux baseline was planned but has no usable runs."]
-
-    problems = [f"Skipped `{s.name}`: {s.reason}." for s in ablation.skipped] + list(ablation.warnings)
+    problems = _problems(ablation)
     if problems:
         lines += ["", "## Warnings", ""] + [f"- {p}" for p in problems]
     return "\n".join(lines) + "\n"
 
 
 def _aligned(curves: Sequence[EvalCurve]) -> tuple[FloatArray, FloatArray] | None:
-    """Put curves on common timesteps: ``(timesteps [points], returns [runs, points])``.
-
-    Identical grids are stacked as they are. Otherwise the grid is every evaluation timestep that
-    lies inside the range covered by all runs, and each run is linearly interpolated onto it.
-    ``None`` when the runs have no timestep range in common.
-    """
+    """``(timesteps [points], returns [runs, points])``: differing grids are interpolated onto every
+    timestep in the range all runs cover (``None`` when there is none)."""
     first = curves[0].timesteps
     if all(np.array_equal(c.timesteps, first) for c in curves):
         return first, np.stack([c.mean_returns for c in curves])
@@ -808,28 +640,24 @@ def _aligned(curves: Sequence[EvalCurve]) -> tuple[FloatArray, FloatArray] | Non
     return grid, np.stack([np.interp(grid, c.timesteps, c.mean_returns) for c in curves])
 
 
-#: Hatch patterns of the confidence bands, one per variant, so that overlapping bands stay
-#: distinguishable where their colours blend.
+#: One hatch per variant, so that overlapping bands stay distinguishable where their colours blend.
 _HATCHES = ("//", "\\\\", "..", "xx", "--", "++", "oo", "||")
+#: Font sizes >= 9 pt at the figure's physical size, legible at paper width.
+_FONT_SIZES: dict[Any, int] = {
+    **dict.fromkeys(("font.size", "axes.titlesize", "axes.labelsize"), 10),
+    **dict.fromkeys(("xtick.labelsize", "ytick.labelsize", "legend.fontsize"), 9),
+}
 
 
 def _draw_panel(
-    ax: Axes,
-    variants: Sequence[Variant],
-    randomized: bool,
-    colors: Mapping[str, Any],
-    *,
-    reps: int,
-    seed: int,
+    ax: Axes, variants: Sequence[Variant], randomized: bool, colors: Mapping[str, Any], reps: int, seed: int
 ) -> bool:
-    """Draw one panel; return whether any confidence band was drawn."""
+    """Return whether any confidence band was drawn."""
     banded = False
     for index, variant in enumerate(variants):
         curves = [r.randomized if randomized else r.evaluation for r in variant.runs]
         present = [c for c in curves if c is not None]
-        if not present:
-            continue
-        aligned = _aligned(present)
+        aligned = _aligned(present) if present else None
         if aligned is None:
             continue
         t, returns = aligned
@@ -840,23 +668,14 @@ def _draw_panel(
         marker = "o" if len(t) == 1 else None
         label = f"{variant.label} (n={len(present)})"
         ax.plot(t, mean, style, color=color, linewidth=2.0, marker=marker, label=label, zorder=3)
-        # Every seed as a thin line under the mean, so that a mean of two runs is never read
-        # as a trend on its own.
+        # Thin lines per seed, so that a mean of two runs is never read as a trend on its own.
         for run in returns:
             ax.plot(t, run, style, color=color, linewidth=0.8, alpha=0.35, zorder=2)
         if len(present) < MIN_SEEDS_FOR_INTERVAL:
             continue
         low, high = stats.mean_curve_ci(returns, reps=reps, confidence=CONFIDENCE, seed=seed)
-        ax.fill_between(
-            t,
-            low,
-            high,
-            facecolor=color,
-            alpha=0.15,
-            edgecolor=color,
-            hatch=_HATCHES[index % len(_HATCHES)],
-            linewidth=0,
-        )
+        hatch = _HATCHES[index % len(_HATCHES)]
+        ax.fill_between(t, low, high, facecolor=color, alpha=0.15, edgecolor=color, hatch=hatch, linewidth=0)
         banded = True
         if len(t) == 1:
             ax.errorbar(t, mean, yerr=[mean - low, high - mean], fmt="none", color=color, capsize=4)
@@ -866,7 +685,6 @@ def _draw_panel(
 
 
 def _caption(ablation: Ablation, banded: bool) -> str:
-    """What the figure shows: seeds per variant, episodes per evaluation, and what the bands are."""
     seeds = sorted({len(v.runs) for v in ablation.variants()})
     per_variant = "/".join(str(n) for n in seeds) if seeds else "0"
     episodes = sorted({r.evaluation.episodes for r in ablation.runs if r.evaluation.episodes})
@@ -881,17 +699,10 @@ def _caption(ablation: Ablation, banded: bool) -> str:
 
 
 def plot_curves(ablation: Ablation, *, reps: int = 2000, seed: int = 0) -> Figure:
-    """Learning curves per variant: every seed (thin) under the mean over seeds (thick), with a
-    hatched 95% bootstrap band for variants with at least :data:`MIN_SEEDS_FOR_INTERVAL` seeds.
+    """Unsaved figure (7 x 3 in per panel) of each variant's seeds (thin) under their mean (thick).
 
-    One panel for the in-distribution evaluations, and a second one below it for the
-    domain-randomized evaluations when any run has them. Runs of a variant are aligned on common
-    timesteps (interpolating when their evaluation grids differ, see :func:`_aligned`).
-
-    :param ablation: the loaded ablation.
-    :param reps: bootstrap replicates for the bands.
-    :param seed: seed of the bootstrap resampling.
-    :return: the figure (7 x 3 inches per panel), not yet saved.
+    Variants with at least :data:`MIN_SEEDS_FOR_INTERVAL` seeds get a hatched 95% bootstrap band. A
+    second panel shows the domain-randomized evaluations when any run has them.
     """
     import matplotlib
 
@@ -900,29 +711,17 @@ def plot_curves(ablation: Ablation, *, reps: int = 2000, seed: int = 0) -> Figur
 
     variants = ablation.variants()
     palette = matplotlib.colormaps["tab10"]
-    relic = [v for v in variants if not v.is_baseline]
-    colors: dict[str, Any] = {v.label: palette(i % 10) for i, v in enumerate(relic)}
-    colors.update({v.label: "0.35" for v in variants if v.is_baseline})
+    # The baselines sort last, so the others take the first colours.
+    colors = {v.label: "0.35" if v.is_baseline else palette(i % 10) for i, v in enumerate(variants)}
     n_panels = 2 if ablation.has_randomized else 1
-    # Font sizes >= 9 pt at the figure's physical size, so that it stays legible at paper width.
-    with matplotlib.rc_context(
-        {
-            "font.size": 10,
-            "axes.titlesize": 10,
-            "axes.labelsize": 10,
-            "xtick.labelsize": 9,
-            "ytick.labelsize": 9,
-            "legend.fontsize": 9,
-        }
-    ):
+    with matplotlib.rc_context(_FONT_SIZES):
         fig = Figure(figsize=(7.0, 3.0 * n_panels), layout="constrained")
         axes = fig.subplots(n_panels, 1, sharex=True, squeeze=False)[:, 0]
-        titles = ["In-distribution evaluation", "Domain-randomized evaluation"]
         banded = False
         for i, ax in enumerate(axes):
             banded |= _draw_panel(ax, variants, randomized=i == 1, colors=colors, reps=reps, seed=seed)
-            ax.set_title(titles[i])
-        # One legend for both panels, below them, so that it never hides a curve.
+            ax.set_title(["In-distribution evaluation", "Domain-randomized evaluation"][i])
+        # One legend below both panels, so that it never hides a curve.
         handles: dict[str, Any] = {}
         for ax in axes:
             for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
@@ -939,17 +738,8 @@ def plot_curves(ablation: Ablation, *, reps: int = 2000, seed: int = 0) -> Figur
 
 @dataclass(frozen=True)
 class ReportPaths:
-    """What :func:`write_report` wrote, and the numbers it computed.
-
-    :param results_csv: per-run, per-evaluation table.
-    :param summary_md: Markdown summary.
-    :param curves_png: learning curves (PNG, 200 dpi).
-    :param curves_pdf: learning curves (PDF).
-    :param variants: per-variant summaries, in report order.
-    :param comparisons: KL on/off and baseline comparisons.
-    :param warnings: skipped runs and other problems, as listed in the summary.
-    :param n_panels: number of panels of the figure (2 when randomized evaluations exist).
-    """
+    """The files :func:`write_report` wrote (PNG at 200 dpi), the summaries and comparisons in report
+    order, the summary's warnings and the number of figure panels."""
 
     results_csv: Path
     summary_md: Path
@@ -973,11 +763,8 @@ def write_report(
 ) -> ReportPaths:
     """Write ``results.csv``, ``summary.md``, ``curves.png`` and ``curves.pdf`` for an ablation.
 
-    :param ablation_dir: the ablation folder.
-    :param out_dir: where to write (created if needed); the ablation folder by default.
-    :param reps: bootstrap replicates for every confidence interval (2000 or more for a paper).
-    :param seed: seed of the bootstrap resampling, so that the report is reproducible.
-    :return: the written paths and the computed numbers.
+    :param out_dir: created if needed; the ablation folder by default.
+    :param reps: bootstrap replicates of every interval (2000 or more for a paper), seeded by ``seed``.
     :raises ReportError: when the folder is not an ablation or no run has been evaluated yet.
     :raises ValueError: when ``reps < 1``.
     """
@@ -989,38 +776,21 @@ def write_report(
         raise ReportError(f"No run under {ablation.path / 'runs'} has evaluation results yet ({reasons}).")
     out = ablation.path if out_dir is None else Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-
+    table, summary, png, pdf = (out / name for name in _REPORT_FILES)
     summaries, comparisons, notes = summarize(ablation, reps=reps, seed=seed)
-    paths = {name: out / name for name in ("results.csv", "summary.md", "curves.png", "curves.pdf")}
-    write_results_csv(ablation, paths["results.csv"])
+    write_results_csv(ablation, table)
     text = render_summary(ablation, summaries, comparisons, notes, reps=reps, seed=seed)
-    paths["summary.md"].write_text(text, encoding="utf-8")
+    summary.write_text(text, encoding="utf-8")
     fig = plot_curves(ablation, reps=reps, seed=seed)
-    fig.savefig(paths["curves.png"], dpi=200)
-    fig.savefig(paths["curves.pdf"])
-    warnings = tuple(f"Skipped `{s.name}`: {s.reason}." for s in ablation.skipped) + ablation.warnings
+    fig.savefig(png, dpi=200)
+    fig.savefig(pdf)
     return ReportPaths(
-        results_csv=paths["results.csv"],
-        summary_md=paths["summary.md"],
-        curves_png=paths["curves.png"],
-        curves_pdf=paths["curves.pdf"],
-        variants=tuple(summaries),
-        comparisons=tuple(comparisons),
-        warnings=warnings,
-        n_panels=len(fig.axes),
+        table, summary, png, pdf, tuple(summaries), tuple(comparisons), _problems(ablation), len(fig.axes)
     )
 
 
-# --------------------------------------------------------------------------------------------
-# Command line
-# --------------------------------------------------------------------------------------------
-
-
 def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point; returns the exit code (2 for a folder that cannot be reported on).
-
-    :param argv: arguments without the program name; ``sys.argv[1:]`` when ``None``.
-    """
+    """Command-line entry point on ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
     parser = argparse.ArgumentParser(
         prog="python -m relic_rl.report",
         description="Write results.csv, summary.md and curves.png/.pdf for an ablation folder.",
@@ -1030,9 +800,7 @@ def main(argv: list[str] | None = None) -> int:
         "--reps", type=int_at_least(1), default=2000, help="bootstrap replicates (default 2000)"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resampling (default 0)")
-    parser.add_argument(
-        "--out-dir", type=Path, default=None, help="output folder (default: the ablation folder)"
-    )
+    parser.add_argument("--out-dir", type=Path, help="output folder (default: the ablation folder)")
     args = parser.parse_args(argv)
     try:
         paths = write_report(args.ablation_dir, out_dir=args.out_dir, reps=args.reps, seed=args.seed)

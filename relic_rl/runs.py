@@ -12,9 +12,7 @@ A run folder (``runs/<env>__<algo>-<aux>__seed<k>__<timestamp>/``) holds::
     checkpoints/model_<T>_steps.zip (+ vecnormalize_<T>_steps.pkl)
     final_model.zip (+ vecnormalize.pkl)
 
-Every file that another process may read while the run is going (status, config, checkpoints,
-final model) is written to a temporary name and renamed, so readers see the old or the new
-version, never half of one.
+Files others may read during a run are written to a temporary name and renamed (never half-seen).
 """
 
 from __future__ import annotations
@@ -27,7 +25,7 @@ import io
 import os
 import re
 import tempfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -43,7 +41,7 @@ from relic_rl.environments.factory import VEC_ENV_KINDS
 from relic_rl.errors import UserError
 from relic_rl.presets import PresetError, dataclass_from_dict
 
-# The file names stay importable from here (``X as X``: an explicit re-export).
+# Re-exported (``X as X``): the file names stay importable from here.
 from relic_rl.run_files import (
     CELL_FILE as CELL_FILE,
     CHECKPOINT_DIR as CHECKPOINT_DIR,
@@ -63,11 +61,10 @@ from relic_rl.run_files import (
 
 
 class UsageError(UserError):
-    """A mistake in what the user asked for; the CLIs print it as one paragraph and exit 2."""
+    """A mistake in what the user asked for; the CLIs print it and exit 2."""
 
 
-#: What a run folder holds before training writes anything; resuming a run without a
-#: checkpoint may start over only when nothing else is there.
+#: A run folder's files before training writes anything (only then may a checkpoint-less resume start over).
 STARTUP_FILES = frozenset({CONFIG_FILE, COMMAND_FILE, STATUS_FILE, LOCK_FILE, CELL_FILE})
 
 RunState = Literal["running", "finished", "failed", "interrupted"]
@@ -84,21 +81,14 @@ def aux_name(relic: ReLICConfig) -> str:
 DEVICE_CHOICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 
 
-# ----------------------------------------------------------------------------- the run lock
 #: Run folders whose lock this process holds (the lock is re-entrant within a process).
 _HELD_LOCKS: dict[Path, int] = {}
 
 
 @contextlib.contextmanager
 def run_lock(run_dir: Path) -> Iterator[None]:
-    """Hold ``run_dir``'s lock while a process trains in it.
-
-    An exclusive ``flock`` on :data:`LOCK_FILE`, which holds the owner's PID; the kernel
-    releases it when the process ends, however it ends (``kill -9`` included), so a stale
-    file never blocks. Subprocess env workers do not inherit it. Re-entrant within a process.
-
-    :raises UsageError: when another process trains in the folder, with its PID and what to do.
-    """
+    """Hold ``run_dir``'s lock while training: a re-entrant ``flock`` on :data:`LOCK_FILE` (holding the
+    PID), not inherited by env workers, freed however the process ends; UsageError if held."""
     key = Path(run_dir).resolve()
     if key in _HELD_LOCKS:
         yield
@@ -127,49 +117,36 @@ def run_lock(run_dir: Path) -> Iterator[None]:
         os.close(fd)
 
 
-# ----------------------------------------------------------------------------- atomic writes
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Call ``write(tmp)`` for a temporary file beside ``path``, then rename it to ``path``.
-
-    The rename is atomic on POSIX and Windows (``os.replace``), so a reader or a crash never
-    leaves a half-written ``path``; a failed ``write`` removes the temporary file.
-    """
+def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
+    """``write(tmp)`` to a temporary file beside ``path`` (removed if it fails), then ``os.replace``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         write(tmp)
+        mask = os.umask(0o022)  # reading the umask means setting it
+        os.umask(mask)
         # mkstemp creates the file 0600; a run's files follow the umask like any other file.
-        os.chmod(tmp, 0o666 & ~_current_umask())
+        os.chmod(tmp, 0o666 & ~mask)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
 
 
-def _current_umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
-
-    def write(tmp: Path) -> None:
-        tmp.write_text(text, encoding="utf-8")
-
-    atomic_write(path, write)
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def dump_yaml(data: Any) -> str:
-    """YAML text in block style with keys in the given order."""
+    """Block-style YAML, keys in the given order."""
     return yaml.safe_dump(data, sort_keys=False, default_flow_style=False, allow_unicode=True)
 
 
 def read_yaml_mapping(path: Path, what: str) -> dict[str, Any]:
-    """Read a YAML mapping, raising UsageError with ``what`` in the message."""
+    """Read a YAML mapping; UsageError (naming ``what``) if missing, unreadable or not a mapping."""
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -181,23 +158,14 @@ def read_yaml_mapping(path: Path, what: str) -> dict[str, Any]:
     return data
 
 
-# ----------------------------------------------------------------------------- RunConfig
 @dataclass(frozen=True)
 class RunConfig:
     """Everything that determines a training run (no paths, times or versions: see ``meta``).
 
     :param env_id: gymnasium env id (``module:EnvId`` allowed).
-    :param algo: key of :data:`relic_rl.algorithms.ALGORITHMS`.
-    :param aux: ``"relic"`` or ``"none"`` (the same pipeline with the auxiliary loss disabled).
-    :param seed: seed of the model and the training envs (evaluation envs use ``seed + 10_000``
-        and ``seed + 20_000``).
-    :param vec_env: ``"dummy"`` or ``"subproc"``.
-    :param device: ``"auto"``, ``"cpu"`` or ``"cuda"`` as requested.
+    :param seed: of the model and the training envs (evaluation: ``seed + 10_000``, ``+ 20_000``).
     :param extractor: ``module:Class`` of a ReLICExtractor subclass, or None for the default.
-    :param eval_domain_randomize: also evaluate on the env with ``domain_randomize=True``.
-    :param agent_preset: the ``agents/<algo>.yaml`` block the agent config came from.
-    :param env_preset: the resolved env family preset (with any ``frame_stack`` override).
-    :param agent: the resolved agent hyperparameters (with every override applied).
+    :param agent_preset: the ``agents/<algo>.yaml`` block; ``env_preset``, ``agent``: resolved.
     """
 
     env_id: str
@@ -215,12 +183,9 @@ class RunConfig:
     def __post_init__(self) -> None:
         if self.algo not in ALGORITHMS:
             raise UsageError(f"Unknown algorithm {self.algo!r}; choose one of {', '.join(ALGORITHMS)}.")
-        if self.aux not in AUX_CHOICES:
-            raise UsageError(f"aux must be one of {', '.join(AUX_CHOICES)}, got {self.aux!r}.")
-        if self.vec_env not in VEC_ENV_KINDS:
-            raise UsageError(f"vec_env must be one of {', '.join(VEC_ENV_KINDS)}, got {self.vec_env!r}.")
-        if self.device not in DEVICE_CHOICES:
-            raise UsageError(f"device must be one of {', '.join(DEVICE_CHOICES)}, got {self.device!r}.")
+        for name, choices in (("aux", AUX_CHOICES), ("vec_env", VEC_ENV_KINDS), ("device", DEVICE_CHOICES)):
+            if getattr(self, name) not in choices:
+                raise UsageError(f"{name} must be one of {', '.join(choices)}, got {getattr(self, name)!r}.")
         if self.agent.algo != self.algo:
             raise UsageError(f"The agent config is for {self.agent.algo}, not {self.algo}.")
         if self.aux != aux_name(self.agent.relic):
@@ -232,7 +197,7 @@ class RunConfig:
 
     @property
     def total_timesteps(self) -> int:
-        """Training budget in env steps (summed over envs)."""
+        """Budget in env steps (summed over envs)."""
         return self.agent.n_timesteps
 
     @property
@@ -245,43 +210,17 @@ class RunConfig:
         env = dataclasses.asdict(self.env_preset)
         env["match"] = list(self.env_preset.match)
         env["resize"] = None if self.env_preset.resize is None else list(self.env_preset.resize)
-        return {
-            "env_id": self.env_id,
-            "algo": self.algo,
-            "aux": self.aux,
-            "seed": self.seed,
-            "total_timesteps": self.total_timesteps,
-            "n_envs": self.n_envs,
-            "vec_env": self.vec_env,
-            "device": self.device,
-            "extractor": self.extractor,
-            "eval_domain_randomize": self.eval_domain_randomize,
-            "agent_preset": self.agent_preset,
-            "env_preset": env,
-            "agent": self.agent.to_dict(),
-        }
+        keys: tuple[str, ...] = ("env_id", "algo", "aux", "seed", "total_timesteps", "n_envs", "vec_env")
+        keys += ("device", "extractor", "eval_domain_randomize", "agent_preset")
+        data = {key: getattr(self, key) for key in keys}
+        return {**data, "env_preset": env, "agent": self.agent.to_dict()}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = CONFIG_FILE) -> RunConfig:
-        """Rebuild from :meth:`to_dict`'s output (a ``meta`` key is ignored); validates everything.
-
-        :raises PresetError: for a malformed or inconsistent mapping.
-        """
+        """Rebuild from :meth:`to_dict`'s output (``meta`` ignored); PresetError if malformed."""
         data = dict(as_mapping(data, where))
         data.pop("meta", None)
-        required = (
-            "env_id",
-            "algo",
-            "aux",
-            "seed",
-            "vec_env",
-            "device",
-            "extractor",
-            "eval_domain_randomize",
-            "agent_preset",
-            "env_preset",
-            "agent",
-        )
+        required = tuple(f.name for f in dataclasses.fields(cls))
         derived = ("total_timesteps", "n_envs")
         missing = [k for k in required if k not in data]
         unknown = [k for k in data if k not in (*required, *derived)]
@@ -301,17 +240,13 @@ class RunConfig:
             raise PresetError(f"{where}.extractor: expected module:Class or null, got {extractor!r}.")
         try:
             return cls(
-                env_id=str(data["env_id"]),
+                **{key: str(data[key]) for key in ("env_id", "aux", "vec_env", "device", "agent_preset")},
                 algo=algo,
-                aux=str(data["aux"]),
                 seed=as_int(data["seed"], f"{where}.seed"),
-                vec_env=str(data["vec_env"]),
-                device=str(data["device"]),
                 extractor=extractor,
                 eval_domain_randomize=as_bool(
                     data["eval_domain_randomize"], f"{where}.eval_domain_randomize"
                 ),
-                agent_preset=str(data["agent_preset"]),
                 env_preset=dataclass_from_dict(EnvPreset, data["env_preset"], f"{where}.env_preset"),
                 agent=agent,
             )
@@ -319,16 +254,10 @@ class RunConfig:
             raise PresetError(f"{where}: {e}") from None
 
 
-# ----------------------------------------------------------------------------- status
 @dataclass(frozen=True)
 class RunStatus:
-    """``status.yaml``: where a run stands (read by the ablation runner).
-
-    :param state: ``running``, ``finished``, ``failed`` or ``interrupted``.
-    :param timesteps: env steps done (at the last checkpoint while running).
-    :param total_timesteps: the run's budget.
-    :param message: why it failed or was interrupted, or None.
-    """
+    """``status.yaml``: a run's :data:`RUN_STATES` state, env steps done (at the last checkpoint
+    while running), budget, and why it failed or was interrupted."""
 
     state: str
     timesteps: int
@@ -337,12 +266,8 @@ class RunStatus:
 
     def to_dict(self) -> dict[str, Any]:
         """The mapping written to ``status.yaml``."""
-        return {
-            "state": self.state,
-            "timesteps": int(self.timesteps),
-            "total_timesteps": int(self.total_timesteps),
-            "message": self.message,
-        }
+        counts = {"timesteps": int(self.timesteps), "total_timesteps": int(self.total_timesteps)}
+        return {**dataclasses.asdict(self), **counts}
 
 
 def write_status(run_dir: Path, status: RunStatus) -> None:
@@ -357,17 +282,12 @@ def read_status(run_dir: Path) -> RunStatus:
         state = str(data["state"])
         if state not in RUN_STATES:
             raise ValueError(state)
-        return RunStatus(
-            state=state,
-            timesteps=int(data.get("timesteps") or 0),
-            total_timesteps=int(data.get("total_timesteps") or 0),
-            message=data.get("message"),
-        )
+        timesteps, total = (int(data.get(key) or 0) for key in ("timesteps", "total_timesteps"))
+        return RunStatus(state, timesteps, total, data.get("message"))
     except (KeyError, TypeError, ValueError):
         raise UsageError(f"{run_dir / STATUS_FILE} is malformed: {data!r}.") from None
 
 
-# ----------------------------------------------------------------------------- run folders
 def sanitize(text: str) -> str:
     """``text`` usable as one path component (``ALE/Pong-v5`` -> ``ALE-Pong-v5``)."""
     return re.sub(r"[^A-Za-z0-9._+-]+", "-", text).strip("-") or "run"
@@ -381,14 +301,8 @@ def default_run_name(config: RunConfig, now: datetime | None = None) -> str:
 
 
 def create_run_dir(log_dir: Path, name: str | None, config: RunConfig) -> Path:
-    """Create the run folder ``log_dir/name`` (``name`` None: :func:`default_run_name`).
-
-    An explicit ``name`` must not be an existing non-empty folder (results are never
-    overwritten; resume with ``--resume``). A generated name gets ``-2``, ``-3``... when two
-    runs start in the same second.
-
-    :raises UsageError: if the folder exists and is not empty, or cannot be created.
-    """
+    """Create ``log_dir/name`` (None: :func:`default_run_name`, ``-2``, ``-3``... on a clash);
+    UsageError if it exists and is not empty, or cannot be created."""
     try:
         log_dir.mkdir(parents=True, exist_ok=True)
         if name is not None:
@@ -403,27 +317,21 @@ def create_run_dir(log_dir: Path, name: str | None, config: RunConfig) -> Path:
         base = default_run_name(config)
         for attempt in range(1, 1000):
             run_dir = log_dir / (base if attempt == 1 else f"{base}-{attempt}")
-            try:
+            with contextlib.suppress(FileExistsError):
                 run_dir.mkdir()
                 return run_dir
-            except FileExistsError:
-                continue
     except OSError as e:
         raise UsageError(f"Cannot create the run folder in {log_dir}: {e.strerror or e}.") from None
     raise UsageError(f"Cannot find a free run folder name in {log_dir} for {base}.")  # pragma: no cover
 
 
 def is_run_dir(path: Path) -> bool:
-    """Whether ``path`` looks like a run folder (has ``config.yaml`` and ``status.yaml``)."""
+    """Whether ``path`` has ``config.yaml`` and ``status.yaml``."""
     return (path / CONFIG_FILE).is_file() and (path / STATUS_FILE).is_file()
 
 
 def load_run_config(run_dir: Path) -> tuple[RunConfig, dict[str, Any]]:
-    """Read ``config.yaml`` of a run folder.
-
-    :return: the config and its ``meta`` mapping.
-    :raises UsageError: if ``run_dir`` is not a run folder or the config is invalid.
-    """
+    """``(config, meta)`` from a run folder's ``config.yaml``; UsageError if absent or invalid."""
     if not run_dir.is_dir():
         raise UsageError(f"{run_dir} is not a folder; expected a run folder such as runs/<name>.")
     if not (run_dir / CONFIG_FILE).is_file():
@@ -432,12 +340,12 @@ def load_run_config(run_dir: Path) -> tuple[RunConfig, dict[str, Any]]:
             "`python -m relic_rl.train` starts a run). Pass the folder of one run, e.g. runs/<name>."
         )
     data = read_yaml_mapping(run_dir / CONFIG_FILE, "the run's configuration")
-    meta = data.get("meta") if isinstance(data.get("meta"), dict) else {}
+    meta = data.get("meta")
     try:
         config = RunConfig.from_dict(data, where=str(run_dir / CONFIG_FILE))
     except PresetError as e:
         raise UsageError(f"{run_dir / CONFIG_FILE} is not a valid run configuration: {e}") from None
-    return config, dict(meta or {})
+    return config, dict(meta) if isinstance(meta, dict) else {}
 
 
 def write_run_files(run_dir: Path, config: RunConfig, meta: Mapping[str, Any], command: str) -> None:
@@ -448,7 +356,7 @@ def write_run_files(run_dir: Path, config: RunConfig, meta: Mapping[str, Any], c
 
 
 def append_command(run_dir: Path, line: str) -> None:
-    """Append a line (e.g. the resume command) to ``command.txt``."""
+    """Append a line (e.g. a resume command) to ``command.txt``."""
     path = run_dir / COMMAND_FILE
     previous = path.read_text(encoding="utf-8") if path.is_file() else ""
     atomic_write_text(path, previous + line.rstrip("\n") + "\n")
@@ -460,10 +368,7 @@ def only_startup_files(run_dir: Path) -> bool:
 
 
 def monitor_dir_for(run_dir: Path, segment: int) -> Path:
-    """Monitor folder of training segment ``segment`` (0: first run, k: k-th resume).
-
-    Monitor files are never overwritten, so each resume writes its own folder.
-    """
+    """Monitor folder of training segment ``segment`` (0: first run, k: k-th resume)."""
     base = run_dir / MONITOR_DIR
     return base if segment == 0 else base / f"resume-{segment}"
 
@@ -477,18 +382,12 @@ def next_segment(run_dir: Path) -> int:
     return max(taken, default=0) + 1
 
 
-# ----------------------------------------------------------------------------- checkpoints
 _CHECKPOINT_RE = re.compile(r"model_(\d+)_steps\.zip")
 
 
 @dataclass(frozen=True)
 class Checkpoint:
-    """One saved checkpoint.
-
-    :param timesteps: ``model.num_timesteps`` when it was saved.
-    :param model: the model zip.
-    :param vecnormalize: its VecNormalize statistics, or None when the run has none.
-    """
+    """A saved checkpoint; ``vecnormalize`` is None when the run has no VecNormalize."""
 
     timesteps: int
     model: Path
@@ -508,11 +407,9 @@ def list_checkpoints(run_dir: Path) -> list[Checkpoint]:
         return []
     found = []
     for path in folder.iterdir():
-        match = _CHECKPOINT_RE.fullmatch(path.name)
-        if match:
-            steps = int(match.group(1))
-            vecnorm = checkpoint_paths(run_dir, steps)[1]
-            found.append(Checkpoint(steps, path, vecnorm if vecnorm.is_file() else None))
+        if match := _CHECKPOINT_RE.fullmatch(path.name):
+            vecnorm = checkpoint_paths(run_dir, int(match.group(1)))[1]
+            found.append(Checkpoint(int(match.group(1)), path, vecnorm if vecnorm.is_file() else None))
     return sorted(found, key=lambda c: c.timesteps)
 
 
@@ -534,31 +431,23 @@ def latest_checkpoint(run_dir: Path) -> Checkpoint | None:
     return checkpoints[-1] if checkpoints else None
 
 
-# ----------------------------------------------------------------------------- evaluations
 @dataclass
 class EvaluationLog:
-    """Append-only ``evaluations.csv`` writer (header :data:`EVAL_HEADER`).
-
-    :param path: the CSV file; created with its header on the first row.
-    """
+    """Append-only ``evaluations.csv`` writer (header :data:`EVAL_HEADER` with the first row)."""
 
     path: Path
     rows_written: int = field(default=0, init=False)
 
     def append(self, timesteps: int, rewards: Sequence[float]) -> tuple[float, float]:
-        """Append one evaluation; return ``(mean, std)`` of the episode returns."""
+        """Append one evaluation; return ``(mean, std)`` of the returns."""
         values = [float(r) for r in rewards]
         mean = sum(values) / len(values) if values else float("nan")
         std = (sum((v - mean) ** 2 for v in values) / len(values)) ** 0.5 if values else float("nan")
-        new = not self.path.is_file() or self.path.stat().st_size == 0
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        if new:
-            writer.writerow(EVAL_HEADER)
-        writer.writerow([int(timesteps), repr(mean), repr(std), " ".join(repr(v) for v in values)])
+        header = [EVAL_HEADER] if not self.path.is_file() or self.path.stat().st_size == 0 else []
+        row = [int(timesteps), repr(mean), repr(std), " ".join(repr(v) for v in values)]
         with self.path.open("a", encoding="utf-8", newline="") as f:
             # One write call per row, flushed at once, so a kill leaves whole rows only.
-            f.write(buffer.getvalue())
+            f.write(_csv_text([*header, row]))
             f.flush()
             os.fsync(f.fileno())
         self.rows_written += 1
@@ -566,17 +455,16 @@ class EvaluationLog:
 
 
 def truncate_evaluations(path: Path, max_timesteps: int) -> int:
-    """Drop rows with ``timesteps > max_timesteps`` (they are redone after a resume).
-
-    :return: the number of rows removed.
-    """
+    """Drop rows with ``timesteps > max_timesteps`` (redone after a resume); return how many."""
     rows = read_evaluation_rows(path)
     keep = [r for r in rows if int(float(r["timesteps"])) <= max_timesteps]
     if len(keep) == len(rows):
         return 0
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(EVAL_HEADER), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows({k: r.get(k, "") for k in EVAL_HEADER} for r in keep)
-    atomic_write_text(path, buffer.getvalue())
+    atomic_write_text(path, _csv_text([EVAL_HEADER, *([r.get(k, "") for k in EVAL_HEADER] for r in keep)]))
     return len(rows) - len(keep)
+
+
+def _csv_text(rows: Iterable[Sequence[Any]]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    return buffer.getvalue()

@@ -1,19 +1,15 @@
-"""Aggregate statistics for comparing RL agents over a handful of seeds.
+"""Aggregate statistics for comparing RL agents over a handful of seeds (plain numpy, no torch).
 
-The definitions follow Agarwal et al. (2021), "Deep Reinforcement Learning at the Edge of
-the Statistical Precipice" (NeurIPS), the paper behind the ``rliable`` library:
+Definitions follow Agarwal et al. (2021), "Deep Reinforcement Learning at the Edge of the Statistical
+Precipice", the paper behind ``rliable``: the IQM is the 25% trimmed mean of all scores pooled;
+intervals are stratified percentile bootstrap intervals (runs resampled within each task); the
+probability of improvement is ``P(X > Y) + 0.5 P(X = Y)`` over all pairs of runs, averaged over tasks.
 
-* the **interquartile mean** (IQM) is the 25% trimmed mean of all scores pooled together,
-  i.e. exactly ``scipy.stats.trim_mean(scores, 0.25, axis=None)`` (see :func:`iqm`);
-* confidence intervals are **stratified percentile bootstrap** intervals: runs are resampled
-  with replacement independently within each task (see :func:`stratified_bootstrap_ci`);
-* the **probability of improvement** is ``P(X > Y) + 0.5 P(X = Y)`` over all pairs of runs,
-  i.e. the Mann-Whitney U statistic divided by ``n * m`` and averaged over tasks
-  (see :func:`probability_of_improvement`).
-
-Everything here is plain numpy so that it can be tested against closed-form values and used
-without Stable-Baselines3 or torch. ``scores`` arrays are ``[runs]`` (one task) or
-``[runs, tasks]``.
+``scores`` are ``[runs]`` or ``[runs, tasks]``; ``x`` is the candidate's, ``y`` the reference's (runs
+may differ in number, tasks not). Bootstrap functions take ``reps``, ``confidence`` in ``(0, 1)`` and
+``seed`` (int or ``Generator``; same seed, same interval). Everything raises ``ValueError`` on empty,
+non-finite or wrongly shaped scores, on ``x`` and ``y`` with different tasks, and on a bad ``reps`` or
+``confidence``.
 """
 
 from __future__ import annotations
@@ -43,25 +39,14 @@ Seed = int | np.random.Generator
 
 
 class IntervalEstimate(NamedTuple):
-    """A point estimate with a confidence interval ``[low, high]``.
-
-    :param point: the statistic on the observed data.
-    :param low: lower end of the confidence interval.
-    :param high: upper end of the confidence interval.
-    """
+    """The statistic on the observed data, with a confidence interval ``[low, high]``."""
 
     point: float
     low: float
     high: float
 
 
-# --------------------------------------------------------------------------------------------
-# Validation
-# --------------------------------------------------------------------------------------------
-
-
 def _as_scores(x: ArrayLike, name: str, *, ndims: tuple[int, ...] | None = (1, 2)) -> FloatArray:
-    """Convert ``x`` to a float array and reject empty, non-finite or wrongly shaped input."""
     try:
         arr = np.asarray(x, dtype=np.float64)
     except (TypeError, ValueError) as err:
@@ -78,48 +63,39 @@ def _as_scores(x: ArrayLike, name: str, *, ndims: tuple[int, ...] | None = (1, 2
     return arr
 
 
-def _check_bootstrap_args(reps: int, confidence: float) -> None:
+def _as_pair(x: ArrayLike, y: ArrayLike) -> tuple[FloatArray, FloatArray]:
+    xs, ys = _as_scores(x, "x"), _as_scores(y, "y")
+    if xs.ndim != ys.ndim or xs.shape[1:] != ys.shape[1:]:
+        raise ValueError(
+            f"`x` and `y` must both be [runs] or both [runs, tasks] with the same number of tasks, "
+            f"got shapes {xs.shape} and {ys.shape}."
+        )
+    return xs, ys
+
+
+def _checked_rng(reps: int, confidence: float, seed: Seed) -> np.random.Generator:
     if isinstance(reps, bool) or not isinstance(reps, (int, np.integer)) or reps < 1:
         raise ValueError(f"`reps` must be an integer >= 1 (2000 or more for a paper), got {reps!r}.")
-    if isinstance(confidence, bool) or not (
-        isinstance(confidence, (int, float, np.floating)) and 0.0 < confidence < 1.0
-    ):
+    number = isinstance(confidence, (int, float, np.floating)) and not isinstance(confidence, bool)
+    if not (number and 0.0 < confidence < 1.0):
         raise ValueError(
             f"`confidence` must be a number strictly between 0 and 1 (e.g. 0.95), got {confidence!r}."
         )
-
-
-def _check_same_tasks(x: FloatArray, y: FloatArray) -> None:
-    # Different numbers of runs are fine (the two samples are independent); the tasks are not.
-    if x.ndim != y.ndim or x.shape[1:] != y.shape[1:]:
-        raise ValueError(
-            f"`x` and `y` must both be [runs] or both [runs, tasks] with the same number of tasks, "
-            f"got shapes {x.shape} and {y.shape}."
-        )
-
-
-def _rng(seed: Seed) -> np.random.Generator:
     return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
 
 
-# --------------------------------------------------------------------------------------------
-# Point statistics
-# --------------------------------------------------------------------------------------------
+def _scalar(value: SupportsFloat, where: str) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{where}: the statistic must return a scalar, got {value!r}.") from err
 
 
 def iqm(x: ArrayLike) -> float:
-    """Interquartile mean: the mean of the middle 50% of all scores, pooled over runs and tasks.
+    """Interquartile mean of all scores (any shape, flattened), as ``rliable.metrics.aggregate_iqm``.
 
-    Defined exactly as ``rliable.metrics.aggregate_iqm``, i.e. ``scipy.stats.trim_mean(x, 0.25,
-    axis=None)``: with ``n`` scores sorted ascending, ``k = floor(0.25 * n)`` scores are dropped
-    at *each* end and the remaining ``n - 2k`` are averaged. When ``n`` is not a multiple of 4
-    this keeps slightly more than half of the scores (``n = 5, 6, 7`` keep 3, 4, 5) and for
-    ``n <= 3`` nothing is trimmed (the IQM is the mean). The kept scores are the same as scipy's;
-    only the summation order may differ, so results agree to rounding (exactly for dyadic values).
-
-    :param x: scores of any shape; they are flattened.
-    :return: the interquartile mean.
-    :raises ValueError: on empty or non-finite input.
+    Equals ``scipy.stats.trim_mean(x, 0.25, axis=None)`` to rounding: ``floor(0.25 * n)`` sorted scores
+    are dropped at each end (``n <= 3``: the mean).
     """
     flat = np.sort(_as_scores(x, "x", ndims=None).ravel())
     cut = int(0.25 * flat.size)
@@ -127,42 +103,28 @@ def iqm(x: ArrayLike) -> float:
 
 
 def probability_of_improvement(x: ArrayLike, y: ArrayLike) -> float:
-    """Probability that a run of ``X`` scores higher than a run of ``Y``, ties counting one half.
+    """``P(X > Y) + 0.5 P(X = Y)`` over all pairs of runs (Mann-Whitney U / ``n m``), averaged over tasks.
 
-    For one task this is ``P(X > Y) + 0.5 * P(X = Y)`` over all ``n * m`` pairs of runs, i.e. the
-    Mann-Whitney U statistic of ``x`` divided by ``n * m``. For ``[runs, tasks]`` scores the
-    per-task probabilities are averaged, as in Agarwal et al. (2021).
-
-    :param x: scores of the candidate, ``[n]`` or ``[n, tasks]``.
-    :param y: scores of the reference, ``[m]`` or ``[m, tasks]``.
-    :return: a probability in ``[0, 1]``; 0.5 means no difference.
-    :raises ValueError: on empty or non-finite input or a different number of tasks.
+    0.5 means no difference.
     """
-    xs = _as_scores(x, "x")
-    ys = _as_scores(y, "y")
-    _check_same_tasks(xs, ys)
+    xs, ys = _as_pair(x, y)
     return _poi(xs.reshape(xs.shape[0], -1), ys.reshape(ys.shape[0], -1))
 
 
 def _poi(x: FloatArray, y: FloatArray) -> float:
-    # [n, 1, tasks] vs [1, m, tasks] -> [n, m, tasks]: every pair of runs within each task.
     greater = (x[:, None, :] > y[None, :, :]).mean(axis=(0, 1))
     ties = (x[:, None, :] == y[None, :, :]).mean(axis=(0, 1))
     return float(np.mean(greater + 0.5 * ties))
 
 
 def area_under_curve(timesteps: ArrayLike, returns: ArrayLike) -> float:
-    """Area under a learning curve divided by its time span: the average return over training.
+    """Trapezoidal area under a learning curve divided by its time span: the average return.
 
-    ``sum_i (t[i+1] - t[i]) * (r[i] + r[i+1]) / 2 / (t[-1] - t[0])`` (trapezoid rule). Dividing by
-    the span makes the value read in return units (a flat curve at ``c`` gives ``c``) and makes
-    runs with different evaluation grids comparable as long as they span the same budget.
-    A single evaluation point has no span; its return is returned as is.
+    In return units, so that runs with different evaluation grids compare; one point gives its return.
 
-    :param timesteps: evaluation timesteps ``[points]``, strictly increasing.
+    :param timesteps: ``[points]``, strictly increasing.
     :param returns: mean evaluation return at each timestep ``[points]``.
-    :return: the time-averaged return.
-    :raises ValueError: on empty or non-finite input, different lengths or non-increasing timesteps.
+    :raises ValueError: also on different lengths or non-increasing timesteps.
     """
     t = _as_scores(timesteps, "timesteps", ndims=(1,))
     r = _as_scores(returns, "returns", ndims=(1,))
@@ -176,65 +138,40 @@ def area_under_curve(timesteps: ArrayLike, returns: ArrayLike) -> float:
     return float(np.sum(dt * (r[1:] + r[:-1]) / 2.0) / (t[-1] - t[0]))
 
 
-# --------------------------------------------------------------------------------------------
-# Bootstrap confidence intervals
-# --------------------------------------------------------------------------------------------
-
-
 def _resample(scores: FloatArray, rng: np.random.Generator) -> FloatArray:
-    """One stratified bootstrap sample: runs drawn with replacement independently per task."""
+    """Runs drawn with replacement independently per task."""
     if scores.ndim == 1:
         return scores[rng.integers(0, scores.shape[0], size=scores.shape[0])]
-    idx = rng.integers(0, scores.shape[0], size=scores.shape)
-    return np.take_along_axis(scores, idx, axis=0)
+    return np.take_along_axis(scores, rng.integers(0, scores.shape[0], size=scores.shape), axis=0)
 
 
-def _percentile_interval(samples: FloatArray, confidence: float) -> tuple[float, float]:
+def _percentiles(samples: FloatArray, confidence: float, axis: int | None = None) -> FloatArray:
     alpha = 1.0 - confidence
-    low, high = np.percentile(samples, [100.0 * alpha / 2.0, 100.0 * (1.0 - alpha / 2.0)])
+    return np.asarray(
+        np.percentile(samples, [100.0 * alpha / 2.0, 100.0 * (1.0 - alpha / 2.0)], axis=axis), np.float64
+    )
+
+
+def _bootstrap(replicate: Callable[[], float], reps: int, confidence: float) -> tuple[float, float]:
+    low, high = _percentiles(np.array([replicate() for _ in range(reps)], dtype=np.float64), confidence)
     return float(low), float(high)
 
 
-def _scalar(value: SupportsFloat, where: str) -> float:
-    try:
-        out = float(value)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{where}: the statistic must return a scalar, got {value!r}.") from err
-    return out
-
-
 def stratified_bootstrap_ci(
-    scores: ArrayLike,
-    statistic: Statistic,
-    *,
-    reps: int = 2000,
-    confidence: float = 0.95,
-    seed: Seed = 0,
+    scores: ArrayLike, statistic: Statistic, *, reps: int = 2000, confidence: float = 0.95, seed: Seed = 0
 ) -> tuple[float, float]:
-    """Stratified percentile-bootstrap confidence interval of ``statistic(scores)``.
+    """Stratified percentile-bootstrap interval ``(low, high)`` of ``statistic(scores)``.
 
-    Each of the ``reps`` replicates redraws, for every task independently, as many runs as there
-    are with replacement from that task's runs, then evaluates ``statistic`` on the resampled
-    array (same shape as ``scores``). The interval is the ``(1 - confidence) / 2`` and
-    ``(1 + confidence) / 2`` percentiles of the replicates (numpy's linear interpolation), as in
-    rliable's default ``method="percentile"``. With very few runs (fewer than ~5) the percentile
-    bootstrap is known to under-cover; report the number of runs next to the interval.
+    The ``(1 - confidence) / 2`` and ``(1 + confidence) / 2`` percentiles, as rliable's default; with
+    fewer than ~5 runs it under-covers, so report the number of runs next to it.
 
-    :param scores: ``[runs]`` or ``[runs, tasks]``.
-    :param statistic: maps a score array to a scalar, e.g. :func:`iqm` or ``np.mean``.
-    :param reps: number of bootstrap replicates.
-    :param confidence: coverage of the interval, in ``(0, 1)``.
-    :param seed: seed (or generator) for the resampling; the same seed gives the same interval.
-    :return: ``(low, high)``.
-    :raises ValueError: on empty or non-finite scores, a bad shape, ``reps < 1`` or a bad ``confidence``.
+    :param statistic: maps a score array (same shape as ``scores``) to a scalar, e.g. :func:`iqm`.
     """
     arr = _as_scores(scores, "scores")
-    _check_bootstrap_args(reps, confidence)
-    rng = _rng(seed)
-    samples = np.empty(reps)
-    for i in range(reps):
-        samples[i] = _scalar(statistic(_resample(arr, rng)), "stratified_bootstrap_ci")
-    return _percentile_interval(samples, confidence)
+    rng = _checked_rng(reps, confidence, seed)
+    return _bootstrap(
+        lambda: _scalar(statistic(_resample(arr, rng)), "stratified_bootstrap_ci"), reps, confidence
+    )
 
 
 def difference_ci(
@@ -246,103 +183,52 @@ def difference_ci(
     confidence: float = 0.95,
     seed: Seed = 0,
 ) -> IntervalEstimate:
-    """``statistic(x) - statistic(y)`` with a percentile-bootstrap confidence interval.
+    """``statistic(x) - statistic(y)`` with a percentile-bootstrap interval; positive: ``x`` is better.
 
-    ``x`` and ``y`` are independent samples (e.g. two variants trained on different seeds), so
-    each replicate resamples them independently (and stratified by task).
-
-    :param x: scores of the candidate, ``[n]`` or ``[n, tasks]``.
-    :param y: scores of the reference, ``[m]`` or ``[m, tasks]``.
-    :param statistic: aggregate applied to each sample, ``np.mean`` by default.
-    :param reps: number of bootstrap replicates.
-    :param confidence: coverage of the interval, in ``(0, 1)``.
-    :param seed: seed (or generator) for the resampling.
-    :return: the point difference and its interval; positive means ``x`` is better.
-    :raises ValueError: on empty or non-finite input, a different number of tasks, ``reps < 1``
-        or a bad ``confidence``.
+    ``x`` and ``y`` are independent samples, resampled independently (stratified by task).
     """
-    xs = _as_scores(x, "x")
-    ys = _as_scores(y, "y")
-    _check_same_tasks(xs, ys)
-    _check_bootstrap_args(reps, confidence)
-    where = "difference_ci"
-    point = _scalar(statistic(xs), where) - _scalar(statistic(ys), where)
-    rng = _rng(seed)
-    samples = np.empty(reps)
-    for i in range(reps):
-        samples[i] = _scalar(statistic(_resample(xs, rng)), where) - _scalar(
-            statistic(_resample(ys, rng)), where
-        )
-    return IntervalEstimate(point, *_percentile_interval(samples, confidence))
+    xs, ys = _as_pair(x, y)
+    rng = _checked_rng(reps, confidence, seed)
+
+    def diff(a: FloatArray, b: FloatArray) -> float:
+        return _scalar(statistic(a), "difference_ci") - _scalar(statistic(b), "difference_ci")
+
+    return IntervalEstimate(
+        diff(xs, ys), *_bootstrap(lambda: diff(_resample(xs, rng), _resample(ys, rng)), reps, confidence)
+    )
 
 
 def probability_of_improvement_ci(
-    x: ArrayLike,
-    y: ArrayLike,
-    *,
-    reps: int = 2000,
-    confidence: float = 0.95,
-    seed: Seed = 0,
+    x: ArrayLike, y: ArrayLike, *, reps: int = 2000, confidence: float = 0.95, seed: Seed = 0
 ) -> tuple[float, float]:
-    """Percentile-bootstrap confidence interval of :func:`probability_of_improvement`.
+    """Percentile-bootstrap interval ``(low, high)`` of :func:`probability_of_improvement`.
 
-    ``x`` and ``y`` are resampled independently (stratified by task) in every replicate, as
-    rliable's ``StratifiedIndependentBootstrap`` does.
-
-    :param x: scores of the candidate, ``[n]`` or ``[n, tasks]``.
-    :param y: scores of the reference, ``[m]`` or ``[m, tasks]``.
-    :param reps: number of bootstrap replicates.
-    :param confidence: coverage of the interval, in ``(0, 1)``.
-    :param seed: seed (or generator) for the resampling.
-    :return: ``(low, high)``.
-    :raises ValueError: as :func:`difference_ci`.
+    ``x`` and ``y`` are resampled independently, as rliable's ``StratifiedIndependentBootstrap``.
     """
-    xs = _as_scores(x, "x")
-    ys = _as_scores(y, "y")
-    _check_same_tasks(xs, ys)
-    _check_bootstrap_args(reps, confidence)
-    xs = xs.reshape(xs.shape[0], -1)
-    ys = ys.reshape(ys.shape[0], -1)
-    rng = _rng(seed)
-    samples = np.empty(reps)
-    for i in range(reps):
-        samples[i] = _poi(_resample(xs, rng), _resample(ys, rng))
-    return _percentile_interval(samples, confidence)
+    xs, ys = _as_pair(x, y)
+    rng = _checked_rng(reps, confidence, seed)
+    xs, ys = xs.reshape(xs.shape[0], -1), ys.reshape(ys.shape[0], -1)
+    return _bootstrap(lambda: _poi(_resample(xs, rng), _resample(ys, rng)), reps, confidence)
 
 
 def mean_curve_ci(
-    curves: ArrayLike,
-    *,
-    reps: int = 2000,
-    confidence: float = 0.95,
-    seed: Seed = 0,
+    curves: ArrayLike, *, reps: int = 2000, confidence: float = 0.95, seed: Seed = 0
 ) -> tuple[FloatArray, FloatArray]:
-    """Pointwise percentile-bootstrap interval of the mean learning curve across runs.
+    """Pointwise percentile-bootstrap interval ``(low [points], high [points])`` of the mean curve.
 
-    ``curves`` is ``[runs, points]`` (every run evaluated on the same timesteps). Each replicate
-    draws runs (whole curves) with replacement and averages them; the band at each point is the
-    percentile interval of those averages. Drawing whole curves rather than each point separately
-    gives the same interval at every point (the marginal distribution is identical) with one
-    vectorised draw.
+    Whole curves are resampled: the same marginal interval at each point, in one vectorised draw.
 
-    :param curves: returns ``[runs, points]``.
-    :param reps: number of bootstrap replicates.
-    :param confidence: coverage of the interval, in ``(0, 1)``.
-    :param seed: seed (or generator) for the resampling.
-    :return: ``(low, high)``, each ``[points]``.
-    :raises ValueError: on empty or non-finite input, a non-2-D array, ``reps < 1`` or a bad ``confidence``.
+    :param curves: returns ``[runs, points]`` on common timesteps.
     """
     arr = _as_scores(curves, "curves", ndims=(2,))
-    _check_bootstrap_args(reps, confidence)
-    rng = _rng(seed)
+    rng = _checked_rng(reps, confidence, seed)
     n_runs = arr.shape[0]
-    # Chunk the replicates so that memory stays bounded (reps * runs * points floats per chunk).
+    # Chunks bound the memory (chunk * runs * points floats).
     chunk = max(1, min(reps, 2**22 // max(1, arr.size)))
     means = np.empty((reps, arr.shape[1]))
     for start in range(0, reps, chunk):
         stop = min(reps, start + chunk)
         idx = rng.integers(0, n_runs, size=(stop - start, n_runs))
-        means[start:stop] = arr[idx].mean(axis=1)  # [chunk, runs, points] -> [chunk, points]
-    alpha = 1.0 - confidence
-    low, high = np.percentile(means, [100.0 * alpha / 2.0, 100.0 * (1.0 - alpha / 2.0)], axis=0)
-    return np.asarray(low, dtype=np.float64), np.asarray(high, dtype=np.float64)
+        means[start:stop] = arr[idx].mean(axis=1)
+    low, high = _percentiles(means, confidence, axis=0)
+    return low, high

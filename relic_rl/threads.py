@@ -1,12 +1,8 @@
-"""How many torch threads a run uses, chosen so that a shared or busy machine does not collapse.
+"""How many torch threads a run uses, so that a shared or busy machine does not collapse.
 
-torch starts as many OpenMP threads as there are cores. When some of those cores are busy
-(another job, or this run's own env worker processes), OpenMP threads that spin-wait for a
-busy core slow every parallel region down by an order of magnitude: one NatureCNN
-forward + backward took 28 ms with one thread and 361 ms with two on a 2-core machine
-whose other core was busy. The default here is therefore the number of cores that were
-idle when the run started, and one thread while env worker processes collect a rollout
-(:class:`relic_rl.callbacks.TorchThreads`).
+OpenMP threads spin-waiting for a busy core slow every parallel region by an order of magnitude
+(NatureCNN step: 28 ms with one thread, 361 ms with two on a 2-core machine with one core busy), so
+the default is the cores idle at start, and one thread while env workers collect a rollout.
 """
 
 from __future__ import annotations
@@ -37,12 +33,8 @@ def _cpu_times() -> tuple[float, float] | None:
 
 
 def busy_cpus(interval: float = 0.2) -> int:
-    """Cores kept busy by other processes right now, rounded.
-
-    Measured from ``/proc/stat`` over ``interval`` seconds (the load average lags by a
-    minute: right after another run ends it still counts that run); where there is no
-    ``/proc/stat``, the 1-minute load average; else 0.
-    """
+    """Cores busy right now, from ``/proc/stat`` over ``interval`` seconds (the load average lags a
+    minute), else the 1-minute load average, else 0."""
     before = _cpu_times()
     if before is not None:
         time.sleep(interval)
@@ -56,30 +48,25 @@ def busy_cpus(interval: float = 0.2) -> int:
         return 0
 
 
-def default_threads() -> int:
-    """Torch threads for the update: ``OMP_NUM_THREADS`` when it is set (a cap chosen by the
-    user or by ``relic_rl.ablate`` for each of its runs), else the cores of this process that
-    are not busy (>= 1)."""
+def _omp_cap() -> int | None:
     capped = os.environ.get("OMP_NUM_THREADS", "").strip()
-    if capped.isdigit() and int(capped) >= 1:
-        return int(capped)
-    return max(1, min(available_cpus(), (os.cpu_count() or 1) - busy_cpus()))
+    return int(capped) if capped.isdigit() and int(capped) >= 1 else None
+
+
+def default_threads() -> int:
+    """Torch threads for the update: ``OMP_NUM_THREADS`` when set, else this process's idle cores (>= 1)."""
+    return _omp_cap() or max(1, min(available_cpus(), (os.cpu_count() or 1) - busy_cpus()))
 
 
 def rollout_threads(update_threads: int, vec_env: str) -> int:
-    """Torch threads while a rollout is collected: 1 when env worker processes
-    (``vec_env="subproc"``) need the cores, else ``update_threads``."""
+    """Torch threads while a rollout is collected: 1 with ``vec_env="subproc"``, else ``update_threads``."""
     return 1 if vec_env == "subproc" else update_threads
 
 
 def describe_threads(update_threads: int, vec_env: str, chosen: bool) -> str:
     """The start summary's line: ``"2 (update), 1 while collecting (subproc env workers)"``."""
-    capped = os.environ.get("OMP_NUM_THREADS", "").strip()
-    source = (
-        f"OMP_NUM_THREADS={capped}"
-        if capped.isdigit() and int(capped) >= 1
-        else f"the idle ones of {available_cpus()} cores"
-    )
+    cap = _omp_cap()
+    source = f"OMP_NUM_THREADS={cap}" if cap else f"the idle ones of {available_cpus()} cores"
     how = "" if chosen else f" (auto: {source}; --threads N)"
     rollout = rollout_threads(update_threads, vec_env)
     if rollout == update_threads:

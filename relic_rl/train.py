@@ -1,17 +1,7 @@
 """Train a pixel agent with (or without) the ReLIC auxiliary loss: ``python -m relic_rl.train``.
 
-``python -m relic_rl.train --env CarRacing-v2`` trains PPO with relic-rl's CarRacing budget
-preset plus ReLIC and writes a run folder (see :mod:`relic_rl.runs`). This module is the
-command line only:
-
-* :func:`build_parser` - every flag with its default;
-* :func:`resolve_run_config` - argv -> a validated :class:`~relic_rl.runs.RunConfig`
-  (preset lookup, ``--hyperparams``, flags), whose ``to_dict()`` is ``config.yaml`` without ``meta``;
-* :func:`main` - the command line; user mistakes print ``error: <one paragraph>`` and return 2.
-
-Building, training and resuming a run is :mod:`relic_rl.experiment`; the names this module
-used to re-export from there (``train``, ``resume``, ``make_env``, ``build_model``, ...) still
-resolve here, with a DeprecationWarning.
+The command line only; building, training and resuming a run is :mod:`relic_rl.experiment`, and
+the names that moved there (``train``, ``resume``, ...) still resolve here with a DeprecationWarning.
 """
 
 from __future__ import annotations
@@ -39,9 +29,7 @@ from relic_rl.agent_config import (
 )
 from relic_rl.algorithms import ALGORITHMS
 from relic_rl.cli_types import UserErrorParser, float_at_least, int_at_least
-from relic_rl.environments import (
-    family_for,
-)
+from relic_rl.environments import family_for
 from relic_rl.environments.factory import VEC_ENV_KINDS
 from relic_rl.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UserError
 from relic_rl.flags import PRESET_FLAGS, RUN_FLAGS, option
@@ -77,9 +65,6 @@ DEFAULT_ALGO = "ppo"
 USER_ERRORS: tuple[type[UserError], ...] = (UserError,)
 
 
-# ----------------------------------------------------------------------------- parser
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The ``python -m relic_rl.train`` parser. Preset-driven flags default to None (= the preset's value)."""
     parser = UserErrorParser(
@@ -101,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    count: dict[str, Any] = {"type": int_at_least(1), "metavar": "N"}
+    assignments: dict[str, Any] = {"nargs": "+", "action": "extend", "metavar": "KEY=VALUE"}
     what = parser.add_argument_group("what to train")
     what.add_argument(
         "--env",
@@ -129,8 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument(
         "--extractor",
         metavar="MODULE:CLASS",
-        help="a subclass of relic_rl.ReLICExtractor to use instead of the default one "
-        "(default: relic_rl.ReLICExtractor).",
+        help="a subclass of relic_rl.ReLICExtractor to use (default: relic_rl.ReLICExtractor).",
     )
     relic = parser.add_argument_group("ReLIC (override the preset's relic: block)")
     relic.add_argument(
@@ -161,16 +147,12 @@ def build_parser() -> argparse.ArgumentParser:
     budget.add_argument("--seed", type=int_at_least(0), help="seed of the model and envs (default: 0).")
     budget.add_argument(
         "--total-timesteps",
-        type=int_at_least(1),
-        metavar="N",
+        **count,
         help="env steps to train, summed over envs (default: the preset's n_timesteps; "
         "CarRacing PPO: 500000 agent steps at frame skip 4, i.e. 2M env frames).",
     )
     budget.add_argument(
-        "--n-envs",
-        type=int_at_least(1),
-        metavar="N",
-        help="parallel training envs (default: the preset's n_envs; CarRacing PPO: 8).",
+        "--n-envs", **count, help="parallel training envs (default: the preset's n_envs; CarRacing PPO: 8)."
     )
     budget.add_argument(
         "--vec-env",
@@ -184,26 +166,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     budget.add_argument(
         "--threads",
-        type=int_at_least(1),
-        metavar="N",
-        help="torch threads for updates and evaluation; with --vec-env subproc 1 thread while the env "
-        "workers collect a rollout (default: OMP_NUM_THREADS when set, else the cores that are idle at "
-        "start, at least 1).",
+        **count,
+        help="torch threads for updates and evaluation; with --vec-env subproc 1 while the env workers "
+        "collect a rollout (default: OMP_NUM_THREADS when set, else the cores idle at start, at least 1).",
     )
     budget.add_argument(
         "--env-kwargs",
-        nargs="+",
-        action="extend",
-        metavar="KEY=VALUE",
+        **assignments,
         help="keyword arguments for the env constructor, values parsed as YAML, e.g. continuous=False "
         "domain_randomize=True, or renderer=stock for gymnasium's CarRacing renderer instead of "
         "relic-rl's pixel-identical fast one (default: the presets' env_kwargs).",
     )
     budget.add_argument(
         "--hyperparams",
-        nargs="+",
-        action="extend",
-        metavar="KEY=VALUE",
+        **assignments,
         help="override any preset value; dotted keys for nested values and YAML values, e.g. n_steps=256 "
         "policy_kwargs.net_arch=[64] relic.temperature=0.2 'learning_rate={schedule: linear, initial: 3e-4}' "
         "(default: none).",
@@ -211,8 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation = parser.add_argument_group("evaluation and checkpoints")
     evaluation.add_argument(
         "--eval-freq",
-        type=int_at_least(1),
-        metavar="N",
+        **count,
         help="evaluate every N env steps, counted over all training envs together (default: the preset's "
         "eval_freq; CarRacing PPO: 50000). A last evaluation always runs at the end of training.",
     )
@@ -239,8 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluation.add_argument(
         "--checkpoint-freq",
-        type=int_at_least(1),
-        metavar="N",
+        **count,
         help="checkpoint every N env steps, over all envs (default: the preset's checkpoint_freq; CarRacing "
         "PPO: 100000). Ctrl-C also saves one.",
     )
@@ -257,19 +231,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="RUN_DIR",
         help="continue an interrupted run from its last checkpoint to its original total, with its saved "
         "configuration (only --device, --threads, --keep-checkpoints, --no-progress and --quiet may be "
-        "given with it) "
-        "(default: off).",
+        "given with it) (default: off).",
     )
     output.add_argument("--no-progress", action="store_true", help="no progress bar (default: shown).")
     output.add_argument(
-        "--quiet",
-        action="store_true",
-        help="print neither the configuration nor the start summary (default: off).",
+        "--quiet", action="store_true", help="print neither the config nor the start summary (default: off)."
     )
     return parser
 
 
-# ----------------------------------------------------------------------------- resolution
 def default_algo(env_id: str) -> str:
     """``ppo``, unless ppo has no block for this exact id and exactly one other algorithm has."""
     bare = env_id.split(":", 1)[1] if ":" in env_id else env_id
@@ -288,10 +258,9 @@ def _flag_overrides(args: argparse.Namespace) -> list[tuple[tuple[str, ...], Any
         overrides.append((("relic", "enabled"), args.aux != "none"))
         if args.aux != "none":
             overrides.append((("relic", "objective"), args.aux))
-    for path, value in parse_assignments(args.env_kwargs or [], "--env-kwargs"):
-        # Env keyword names are flat: a dot is part of the name, not nesting.
-        overrides.append((("env_kwargs", ".".join(path)), value))
-    return overrides
+    # Env keyword names are flat: a dot is part of the name, not nesting.
+    env_kwargs = parse_assignments(args.env_kwargs or [], "--env-kwargs")
+    return overrides + [(("env_kwargs", ".".join(path)), value) for path, value in env_kwargs]
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
@@ -306,16 +275,14 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     user_overrides = parse_assignments(args.hyperparams or [], "--hyperparams")
     check_override_keys(algo, user_overrides, "--hyperparams")
     flag_overrides = _flag_overrides(args)
-    merged = apply_overrides(block, user_overrides, "--hyperparams")
-    merged = apply_overrides(merged, flag_overrides, "flags")
+    merged = apply_overrides(apply_overrides(block, user_overrides, "--hyperparams"), flag_overrides, "flags")
     try:
         agent = parse_agent_config(algo, merged, "agent")
     except PresetError as e:
         # The preset alone parsed, so the value came from the command line.
         raise PresetError(f"{e} (set by --hyperparams or a flag, over {where})") from None
     if agent.relic.enabled and agent.relic.objective == "curl":
-        flags = ("kl_weight", "temperature")
-        unused = [f"--{f.replace('_', '-')}" for f in flags if getattr(args, f) is not None]
+        unused = [option(f) for f in ("kl_weight", "temperature") if getattr(args, f) is not None]
         if unused:
             verb = "do" if len(unused) > 1 else "does"
             raise UsageError(
@@ -324,10 +291,9 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
             )
     if args.extractor is not None:
         experiment.import_extractor(args.extractor)
-    if agent.frame_stack is not None:
-        env_preset = dataclasses.replace(env_preset, frame_stack=agent.frame_stack)
-    if agent.frame_skip is not None:
-        env_preset = dataclasses.replace(env_preset, frame_skip=agent.frame_skip)
+    # The agent block may override the env family's frame stack and frame skip.
+    frames: dict[str, Any] = {"frame_stack": agent.frame_stack, "frame_skip": agent.frame_skip}
+    env_preset = dataclasses.replace(env_preset, **{k: v for k, v in frames.items() if v is not None})
     experiment.check_budget(algo, agent)
     return RunConfig(
         env_id=env_id,
@@ -358,20 +324,14 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 
 def resolve_run_config(argv: Sequence[str]) -> RunConfig:
-    """The :class:`RunConfig` that ``python -m relic_rl.train <argv>`` would train.
-
-    With ``--resume RUN_DIR`` it is the run's saved configuration. ``to_dict()`` of the result
-    equals the run's ``config.yaml`` without its ``meta`` key.
-
-    :raises UsageError | PresetError | EnvCreationError: on bad input (see :data:`USER_ERRORS`).
-    """
+    """The :class:`RunConfig` that ``python -m relic_rl.train <argv>`` would train (with ``--resume``, the
+    saved one; its ``to_dict()`` is ``config.yaml`` without ``meta``); :data:`USER_ERRORS` on bad input."""
     args = parse_args(argv)
     if args.resume is not None:
         return load_run_config(Path(args.resume))[0]
     return config_from_args(args)
 
 
-# ----------------------------------------------------------------------------- main
 def command_line(argv: Sequence[str]) -> str:
     """The shell command that reproduces this invocation."""
     return shlex.join(["python", "-m", "relic_rl.train", *argv])
@@ -379,12 +339,9 @@ def command_line(argv: Sequence[str]) -> str:
 
 @contextlib.contextmanager
 def _stop_on_signals() -> Iterator[None]:
-    """While active, SIGINT and SIGTERM stop training like Ctrl-C: checkpoint, status, exit 130.
-
-    SIGINT is re-armed because a shell starts background jobs with it ignored (and Python
-    then keeps ignoring it); SIGTERM is what job schedulers and ``kill`` send. The previous
-    handlers are restored afterwards (``main`` is also called in-process, e.g. by tests).
-    """
+    """While active, SIGINT and SIGTERM stop training like Ctrl-C; the previous handlers are restored
+    afterwards (``main`` also runs in-process). SIGINT is re-armed because a shell starts background
+    jobs with it ignored; SIGTERM is what job schedulers and ``kill`` send."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -417,6 +374,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _main(argv: list[str]) -> int:
     try:
         args = parse_args(argv)
+        command = command_line(argv)
+        keep = experiment.DEFAULT_KEEP_CHECKPOINTS if args.keep_checkpoints is None else args.keep_checkpoints
+        options = {"progress": not args.no_progress, "quiet": args.quiet, "keep_checkpoints": keep}
         if args.resume is not None:
             run_dir = Path(args.resume)
             if not (run_dir / CONFIG_FILE).is_file():
@@ -426,52 +386,10 @@ def _main(argv: list[str]) -> int:
                 print(f"{run_dir}: already finished ({status.timesteps:,} timesteps); nothing to do.")
                 return EXIT_OK
             result = experiment.resume(
-                run_dir,
-                device=args.device,
-                progress=not args.no_progress,
-                quiet=args.quiet,
-                command=command_line(argv),
-                threads=args.threads,
-                keep_checkpoints=_keep(args),
+                run_dir, device=args.device, command=command, threads=args.threads, **options
             )
-            return result.exit_code if result.state != "failed" else _report_failure(result)
-        config = config_from_args(args)
-        device = experiment.resolve_device(config.device)
-        note = experiment._env_note(config)
-        log_dir = Path(args.log_dir or "runs")
-        made_log_dir = not log_dir.exists()
-        run_dir = create_run_dir(log_dir, args.run_name, config)
-        command = command_line(argv)
-        experiment.write_new_run(run_dir, config, command, device)
-        threads = args.threads if args.threads is not None else default_threads()
-
-        def print_summary() -> None:
-            if not args.quiet:
-                print(dump_yaml({"config": config.to_dict()}).rstrip())
-                summary = experiment.format_summary(
-                    config, run_dir, device, note, threads=threads, threads_chosen=args.threads is not None
-                )
-                print(summary, flush=True)
-
-        try:
-            # The run is built once, inside train: bad input found while building (an env id,
-            # a hyperparameter SB3 refuses, ...) removes the new folder, so nothing is left.
-            result = experiment.train(
-                config,
-                run_dir,
-                device=device,
-                progress=not args.no_progress,
-                quiet=args.quiet,
-                threads=threads,
-                keep_checkpoints=_keep(args),
-                on_built=print_summary,
-                discard_if_unbuilt=True,
-            )
-        except USER_ERRORS:
-            if made_log_dir and not run_dir.exists():
-                with contextlib.suppress(OSError):
-                    log_dir.rmdir()  # only when empty
-            raise
+        else:
+            result = _train_new_run(args, command, options)
     except USER_ERRORS as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE
@@ -479,48 +397,72 @@ def _main(argv: list[str]) -> int:
         print("interrupted before training started.", file=sys.stderr)
         return EXIT_INTERRUPTED
     if result.state == "failed":
-        return _report_failure(result)
+        print(f"error: {result.message}", file=sys.stderr)
+        return EXIT_FAILED
     return result.exit_code
 
 
-def _keep(args: argparse.Namespace) -> int:
-    return (
-        experiment.DEFAULT_KEEP_CHECKPOINTS if args.keep_checkpoints is None else int(args.keep_checkpoints)
-    )
+def _train_new_run(args: argparse.Namespace, command: str, options: dict[str, Any]) -> experiment.TrainResult:
+    """Create the run folder of ``args`` and train it (``options``: keywords shared with resume)."""
+    config = config_from_args(args)
+    device = experiment.resolve_device(config.device)
+    note = experiment._env_note(config)
+    log_dir = Path(args.log_dir or "runs")
+    made_log_dir = not log_dir.exists()
+    run_dir = create_run_dir(log_dir, args.run_name, config)
+    experiment.write_new_run(run_dir, config, command, device)
+    threads = args.threads if args.threads is not None else default_threads()
 
+    def print_summary() -> None:
+        if not args.quiet:
+            print(dump_yaml({"config": config.to_dict()}).rstrip())
+            summary = experiment.format_summary(
+                config, run_dir, device, note, threads=threads, threads_chosen=args.threads is not None
+            )
+            print(summary, flush=True)
 
-def _report_failure(result: experiment.TrainResult) -> int:
-    print(f"error: {result.message}", file=sys.stderr)
-    return EXIT_FAILED
+    try:
+        # Built once, inside train: bad input found while building removes the new folder.
+        return experiment.train(
+            config,
+            run_dir,
+            device=device,
+            threads=threads,
+            on_built=print_summary,
+            discard_if_unbuilt=True,
+            **options,
+        )
+    except USER_ERRORS:
+        if made_log_dir and not run_dir.exists():
+            with contextlib.suppress(OSError):
+                log_dir.rmdir()  # only when empty
+        raise
 
 
 #: Library names this module re-exported before they moved to :mod:`relic_rl.experiment`.
-_MOVED_TO_EXPERIMENT = frozenset(
-    (
-        "DEFAULT_KEEP_CHECKPOINTS",
-        "EVAL_SEED_OFFSET",
-        "ON_POLICY",
-        "RANDOMIZED_EVAL_SEED_OFFSET",
-        "TrainResult",
-        "build_meta",
-        "build_model",
-        "check_action_space",
-        "check_budget",
-        "format_summary",
-        "import_extractor",
-        "make_env",
-        "make_logger",
-        "preflight",
-        "resolve_device",
-        "resume",
-        "train",
-    )
-)
+_MOVED_TO_EXPERIMENT = {
+    "DEFAULT_KEEP_CHECKPOINTS",
+    "EVAL_SEED_OFFSET",
+    "ON_POLICY",
+    "RANDOMIZED_EVAL_SEED_OFFSET",
+    "TrainResult",
+    "build_meta",
+    "build_model",
+    "check_action_space",
+    "check_budget",
+    "format_summary",
+    "import_extractor",
+    "make_env",
+    "make_logger",
+    "preflight",
+    "resolve_device",
+    "resume",
+    "train",
+}
 
 
 def __getattr__(name: str) -> Any:
-    """Keep ``from relic_rl.train import train`` (and the other moved names) working, with a
-    DeprecationWarning that names their home."""
+    """The moved names still resolve, with a DeprecationWarning that names their home."""
     if name in _MOVED_TO_EXPERIMENT:
         warnings.warn(
             f"relic_rl.train.{name} moved to relic_rl.experiment.{name}; import it from there "

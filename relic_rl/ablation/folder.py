@@ -5,20 +5,18 @@
     OUT/
       ablation.yaml         env_id, total_timesteps, seeds, grid, baseline, train_args, command
       cells/<cell>.yaml     variant, params, seed (copied into the run folder as cell.yaml)
-      runs/<cell>/          an ordinary relic_rl.train run folder (+ cell.yaml), written by the
-                            ablation from the cell's resolved config; its process starts it with
-                            ``python -m relic_rl.train --resume runs/<cell>``
+      runs/<cell>/          a relic_rl.train run folder (+ cell.yaml) written from the cell's resolved
+                            config; its process runs ``python -m relic_rl.train --resume runs/<cell>``
       logs/<cell>.log       stdout and stderr of the cell's training processes (appended)
       attic/<cell>__<time>/ an unfinished run without a checkpoint, moved aside when it starts over
       results.csv, summary.md, curves.png, curves.pdf   the report (relic_rl.report)
       hparams/<cell>/       TensorBoard HParams export of the report's numbers
       .ablate.lock          held while an ablation (or one of its runs) works in OUT
 
-A cell's state comes from its run folder: ``new`` (no folder), ``finished`` (skipped, never
-touched again), ``resume`` (unfinished with a checkpoint: ``--resume``) or ``restart`` (unfinished
-before its first checkpoint, which train cannot resume). A ``running`` status is stale once the
-ablation holds the lock: local training processes inherit it, so none of them is alive, and those
-of Ray tasks die with their worker, which dies with the ablation that submitted it.
+A cell's state comes from its run folder: ``new`` (no folder), ``finished`` (never touched again),
+``resume`` (unfinished with a checkpoint) or ``restart`` (unfinished before its first checkpoint:
+moved to the attic, starts over). A ``running`` status is stale once the ablation holds the lock:
+local runs inherit it, and those of Ray tasks die with their worker, which dies with its ablation.
 """
 
 from __future__ import annotations
@@ -33,6 +31,7 @@ from typing import Any, Literal
 
 import yaml
 
+from relic_rl import runs
 from relic_rl.ablation.train_args import AblateError, plain
 from relic_rl.run_files import CELL_FILE
 
@@ -60,6 +59,7 @@ LOCK_FILE = ".ablate.lock"
 ATTIC_DIR = "attic"
 
 CellState = Literal["new", "resume", "restart", "finished"]
+_ABSENT = object()
 
 
 def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -73,13 +73,9 @@ def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-_ABSENT = object()
-
-
 def config_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
     """Dotted keys whose values differ (``meta`` ignored), as ``(key, old, new)``; absent: ``None``."""
-    a = _flatten({k: v for k, v in plain(old).items() if k != "meta"})
-    b = _flatten({k: v for k, v in plain(new).items() if k != "meta"})
+    a, b = (_flatten({k: v for k, v in plain(d).items() if k != "meta"}) for d in (old, new))
     diffs = []
     for key in sorted(set(a) | set(b)):
         x, y = a.get(key, _ABSENT), b.get(key, _ABSENT)
@@ -96,14 +92,8 @@ def _read_yaml(path: Path) -> Any:
 
 
 def check_out_dir(out: Path, identity: Mapping[str, Any]) -> None:
-    """Accept a new or empty folder, or one that holds this same ablation.
-
-    :param out: the ablation folder.
-    :param identity: the keys that identify the ablation (compared with ``ablation.yaml``).
-
-    :raises AblateError: if ``out`` is a file, holds something else, or holds another ablation
-        (saying which keys differ).
-    """
+    """Accept a new or empty folder ``out``, or one whose ``ablation.yaml`` holds this ``identity``;
+    else AblateError (for another ablation, saying which keys differ)."""
     if not out.exists():
         return
     if not out.is_dir():
@@ -130,9 +120,8 @@ def check_out_dir(out: Path, identity: Mapping[str, Any]) -> None:
 
 
 def inspect_run(run_dir: Path, config: Mapping[str, Any], name: str) -> tuple[CellState, str, int]:
-    """State of an existing run folder; a changed config or a foreign folder is an AblateError."""
-    from relic_rl import runs
-
+    """``(state, detail, timesteps done)`` of a cell's run folder, whose ``config.yaml`` must be
+    ``config``: a changed config or a foreign folder is an AblateError."""
     if not run_dir.exists() or (run_dir.is_dir() and not any(run_dir.iterdir())):
         return "new", "", 0
     if not (run_dir / runs.CONFIG_FILE).is_file():
@@ -161,44 +150,31 @@ def inspect_run(run_dir: Path, config: Mapping[str, Any], name: str) -> tuple[Ce
     state = "running, no live process" if status.state == "running" else status.state
     checkpoint = runs.latest_checkpoint(run_dir)
     if checkpoint is None and not all(p.name in (*runs.STARTUP_FILES, CELL_FILE) for p in run_dir.iterdir()):
-        return (
-            "restart",
-            f"{state} before its first checkpoint: starts over, the folder goes to {ATTIC_DIR}/",
-            0,
-        )
+        detail = f"{state} before its first checkpoint: starts over, the folder goes to {ATTIC_DIR}/"
+        return "restart", detail, 0
     done = checkpoint.timesteps if checkpoint is not None else 0
     return "resume", f"{state}, resumes at {done:,}/{status.total_timesteps:,} steps", done
 
 
 def write_yaml_once(path: Path, data: Any) -> None:
     """Write ``data`` as YAML, atomically, unless the file already holds exactly that text."""
-    from relic_rl.runs import atomic_write_text, dump_yaml
-
-    text = dump_yaml(data)
-    if path.is_file() and path.read_text(encoding="utf-8") == text:
-        return
-    atomic_write_text(path, text)
+    text = runs.dump_yaml(data)
+    if not path.is_file() or path.read_text(encoding="utf-8") != text:
+        runs.atomic_write_text(path, text)
 
 
 def copy_cell_file(out: Path, name: str) -> None:
-    """Put ``cell.yaml`` into the cell's run folder once it holds a run (``config.yaml``); written
-    only when missing or different."""
+    """Put ``cell.yaml`` into the cell's run folder once it holds a ``config.yaml``, unless identical."""
     run_dir = out / RUNS_DIR / name
     source = out / CELLS_DIR / f"{name}.yaml"
-    if run_dir.is_dir() and source.is_file() and (run_dir / "config.yaml").is_file():
-        target = run_dir / CELL_FILE
-        if not target.is_file() or target.read_bytes() != source.read_bytes():
-            from relic_rl.runs import atomic_write_text
-
-            atomic_write_text(target, source.read_text(encoding="utf-8"))
+    target = run_dir / CELL_FILE
+    holds_run = run_dir.is_dir() and source.is_file() and (run_dir / runs.CONFIG_FILE).is_file()
+    if holds_run and (not target.is_file() or target.read_bytes() != source.read_bytes()):
+        runs.atomic_write_text(target, source.read_text(encoding="utf-8"))
 
 
 def move_to_attic(out: Path, name: str) -> Path:
-    """Move the run folder of a cell that must start over to ``OUT/attic/<cell>__<time>`` (kept, not
-    deleted: only unfinished runs without a checkpoint get here).
-
-    :return: the new location.
-    """
+    """Move the run folder of a cell that starts over to ``OUT/attic/<cell>__<time>``; return it."""
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     attic = out / ATTIC_DIR
     attic.mkdir(parents=True, exist_ok=True)
@@ -213,12 +189,8 @@ def move_to_attic(out: Path, name: str) -> Path:
 
 @contextlib.contextmanager
 def acquire_lock(out: Path) -> Iterator[int]:
-    """Hold ``OUT/.ablate.lock`` (an exclusive ``flock``) and yield its file descriptor.
-
-    Training subprocesses inherit the descriptor, so the lock stays held while any of them lives.
-
-    :raises AblateError: when another ablation, or a run of an earlier one, holds it.
-    """
+    """Hold ``OUT/.ablate.lock`` (an exclusive ``flock``) and yield its fd, which training subprocesses
+    inherit; AblateError when another ablation, or a run of an earlier one, holds it."""
     out.mkdir(parents=True, exist_ok=True)
     fd = os.open(out / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
     try:

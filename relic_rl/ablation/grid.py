@@ -1,15 +1,10 @@
 """The ablation grid: ``--grid KEY=V1,V2`` specs, their values, and the cells they expand into.
 
-Value separators (``KEY=VALUES``):
-
-* when ``VALUES`` contains a ``;``, values are separated by ``;`` only, so that commas stay inside
-  a value: ``augmentation=shift,intensity;crop(36),intensity`` is two augmentation specs;
-* otherwise values are separated by commas *outside* brackets: ``augmentation=shift,crop(36,4)`` is
-  ``shift`` and ``crop(36,4)``, ``critic_hidden_dims=[256,256],[512]`` two lists.
-
-Each value is read as a YAML scalar (``0.1`` a float, ``true`` a bool, ``[256]`` a list, ``shift`` a
-string), as ``relic_rl.train --hyperparams`` does; numeric strings that YAML 1.1 leaves as strings
-(``1e-3``) are read as floats.
+``KEY=VALUES`` splits on ``;`` only when ``VALUES`` contains one (``augmentation=shift,intensity;crop(36)``
+is two specs), otherwise on commas outside brackets (``augmentation=shift,crop(36,4)`` is two values,
+``critic_hidden_dims=[256,256],[512]`` two lists). Each value is YAML, as in ``relic_rl.train
+--hyperparams`` (``0.1``, ``true``, ``[256]``, ``shift``); numeric strings YAML 1.1 leaves as strings
+(``1e-3``) are floats.
 """
 
 from __future__ import annotations
@@ -65,31 +60,24 @@ RESERVED_KEYS: dict[str, str] = {
     "aux": "use --baseline for the no-aux variant, or --aux relic curl none",
     "enabled": "use --baseline for the no-aux variant",
     "objective": "use --aux relic curl none",
-    "env": "use --env (one env per ablation)",
-    "env_id": "use --env (one env per ablation)",
-    "total_timesteps": "use --total-timesteps (one budget per ablation)",
-    "n_timesteps": "use --total-timesteps (one budget per ablation)",
+    **dict.fromkeys(("env", "env_id"), "use --env (one env per ablation)"),
+    **dict.fromkeys(("total_timesteps", "n_timesteps"), "use --total-timesteps (one budget per ablation)"),
 }
 _OPENING, _CLOSING = "([{", ")]}"
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._=+-]+")
+# float() also accepts "nan", "infinity" and "1_000"; only plain decimal/scientific numbers count.
+_NUMBER = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*")
+#: ``aux`` -> (prefix of the cell name, of the variant name); ReLIC cells have neither.
+_PREFIXES = {"none": ("baseline", BASELINE_VARIANT), "curl": ("curl", CURL_VARIANT)}
 
 
 class GridError(UserError):
     """A grid that cannot be run: malformed, empty, repeated or contradictory values."""
 
 
-# --------------------------------------------------------------------------------------------
-# Values
-# --------------------------------------------------------------------------------------------
-
-
 def split_values(text: str) -> list[str]:
-    """Split the ``VALUES`` of ``KEY=VALUES`` (see the module docstring for the rules).
-
-    :param text: e.g. ``"shift,crop(36,4)"`` or ``"shift,intensity;crop"``.
-    :return: the stripped value strings.
-    :raises GridError: on unbalanced brackets or an empty value (a stray separator).
-    """
+    """Split the ``VALUES`` of ``KEY=VALUES`` (rules in the module docstring) into stripped strings;
+    GridError on unbalanced brackets or an empty value (a stray separator)."""
     separator = ";" if ";" in text else ","
     items: list[str] = []
     depth, start = 0, 0
@@ -113,28 +101,15 @@ def split_values(text: str) -> list[str]:
 
 
 def normalize_value(key: str, value: Any) -> Any:
-    """Coerce a parsed value to the type the key expects (floats for float ReLIC fields).
-
-    :param key: the grid key.
-    :param value: the value as YAML read it.
-    :return: ``1`` -> ``1.0`` for float fields, numeric strings -> float, tuples -> lists.
-    """
+    """Coerce ``value`` (as YAML read it) to the type grid key ``key`` expects: ``1`` -> ``1.0`` for
+    float ReLIC fields, numeric strings (``1e-3``) -> float, tuples -> lists."""
     if isinstance(value, tuple):
         value = list(value)
     if isinstance(value, str):
-        try:
-            number = float(value)
-        except ValueError:
-            return value
-        return number if math.isfinite(number) and _looks_numeric(value) else value
+        return float(value) if _NUMBER.fullmatch(value) and math.isfinite(float(value)) else value
     if _RELIC_TYPES.get(key) is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     return value
-
-
-def _looks_numeric(text: str) -> bool:
-    # float() also accepts "nan", "infinity" and "1_000"; only plain decimal/scientific numbers count.
-    return re.fullmatch(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*", text) is not None
 
 
 def parse_value(key: str, text: str) -> Any:
@@ -149,17 +124,14 @@ def parse_value(key: str, text: str) -> Any:
 
 def to_yaml_text(value: Any) -> str:
     """One-line YAML for ``value`` that :func:`yaml.safe_load` reads back as ``value``."""
-    text = yaml.safe_dump(value, default_flow_style=True, width=math.inf).strip()
-    return text.removesuffix("...").strip()
+    return yaml.safe_dump(value, default_flow_style=True, width=math.inf).strip().removesuffix("...").strip()
 
 
 def format_value(value: Any) -> str:
     """``value`` as written in variant names: ``1.0``, ``shift,intensity``, ``[256, 256]``."""
     if isinstance(value, str):
         return value
-    if isinstance(value, float):
-        return repr(value)
-    return to_yaml_text(value)
+    return repr(value) if isinstance(value, float) else to_yaml_text(value)
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -175,21 +147,10 @@ def _check_distinct(what: str, values: Sequence[Any]) -> None:
             )
 
 
-# --------------------------------------------------------------------------------------------
-# Grid
-# --------------------------------------------------------------------------------------------
-
-
 def parse_grid_specs(specs: Sequence[str]) -> dict[str, list[Any]]:
-    """Parse ``--grid`` specs into ``{key: [values]}`` (in the order given).
-
-    Keys are not checked against the config here (see :mod:`relic_rl.ablation.train_args`), except the
-    reserved ones (``seed``, ``aux``, ...), which say what to use instead. ``relic.<field>`` is
-    accepted as an alias of ``<field>``.
-
-    :param specs: e.g. ``["temperature=0.1,0.5", "augmentation=shift;crop"]``.
-    :raises GridError: on a malformed spec, a key given twice, an empty or repeated value.
-    """
+    """Parse ``--grid`` specs into ``{key: [values]}`` in order; ``relic.<field>`` aliases ``<field>``.
+    GridError on a malformed spec, a key given twice, an empty or repeated value, or a reserved key
+    (``seed``, ``aux``, ...); the others are checked by :func:`relic_rl.ablation.plan.make_plan`."""
     grid: dict[str, list[Any]] = {}
     for spec in specs:
         key, sep, text = spec.partition("=")
@@ -213,18 +174,10 @@ def parse_grid_specs(specs: Sequence[str]) -> dict[str, list[Any]]:
 
 
 def assemble_grid(
-    kl_weights: Sequence[float] | None,
-    grid: Mapping[str, list[Any]],
-    preset_kl_weight: float | None,
+    kl_weights: Sequence[float] | None, grid: Mapping[str, list[Any]], preset_kl_weight: float | None
 ) -> dict[str, list[Any]]:
-    """The full grid: the KL axis first, then the ``--grid`` axes.
-
-    :param kl_weights: ``--kl-weights`` (``None`` when not given).
-    :param grid: the parsed ``--grid`` axes.
-    :param preset_kl_weight: the preset's ``kl_weight``, for the default KL axis ``[preset, 0]``
-        (``None`` only when ``kl_weights`` or a ``kl_weight`` grid axis is given).
-    :raises GridError: on contradictory or repeated KL values.
-    """
+    """The full grid: the KL axis (``kl_weights``, else ``[preset_kl_weight, 0]``) first, then ``grid``;
+    GridError on contradictory or repeated KL values."""
     if KL_KEY in grid:
         if kl_weights is not None:
             raise GridError(
@@ -234,32 +187,23 @@ def assemble_grid(
     if kl_weights is not None:
         values = [float(w) for w in kl_weights]
         _check_distinct("--kl-weights", values)
+    elif preset_kl_weight is None:
+        raise GridError("the preset kl_weight is unknown; pass --kl-weights explicitly.")
+    elif float(preset_kl_weight) == 0.0:
+        raise GridError(
+            "the preset kl_weight is 0, so the default KL axis (preset value and 0) has one value; "
+            "pass --kl-weights explicitly, e.g. --kl-weights 1 0."
+        )
     else:
-        if preset_kl_weight is None:
-            raise GridError("the preset kl_weight is unknown; pass --kl-weights explicitly.")
         values = [float(preset_kl_weight), 0.0]
-        if values[0] == 0.0:
-            raise GridError(
-                "the preset kl_weight is 0, so the default KL axis (preset value and 0) has one value; "
-                "pass --kl-weights explicitly, e.g. --kl-weights 1 0."
-            )
     return {KL_KEY: values, **grid}
-
-
-# --------------------------------------------------------------------------------------------
-# Cells
-# --------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Cell:
-    """One training run of the ablation: a variant (a point of the grid) and a seed.
-
-    :param name: folder name under ``OUT/runs/`` (file-system safe, unique).
-    :param variant: display name, e.g. ``"kl_weight=1.0, temperature=0.5"`` or ``"baseline (no aux)"``.
-    :param params: the grid values of this cell plus ``aux`` (``"relic"``, ``"curl"`` or ``"none"``).
-    :param seed: training seed.
-    """
+    """One training run of the ablation: a variant (a point of the grid) and a seed. ``name``: its
+    folder under ``OUT/runs/`` (safe, unique); ``variant``: display name (``"kl_weight=1.0,
+    temperature=0.5"``); ``params``: the grid values plus ``aux`` (``relic``, ``curl`` or ``none``)."""
 
     name: str
     variant: str
@@ -268,7 +212,6 @@ class Cell:
 
     @property
     def is_baseline(self) -> bool:
-        """Whether this is the no-aux baseline."""
         return self.params.get(AUX_KEY) == "none"
 
     @property
@@ -294,14 +237,6 @@ def _name_part(key: str, value: Any) -> str:
     return safe
 
 
-def _variant_name(params: Mapping[str, Any], aux: str) -> str:
-    text = ", ".join(f"{k}={format_value(v)}" for k, v in params.items())
-    prefix = {"none": BASELINE_VARIANT, "curl": CURL_VARIANT}.get(aux)
-    if prefix is not None:
-        return f"{prefix}, {text}" if text else prefix
-    return text
-
-
 def expand_cells(
     grid: Mapping[str, list[Any]],
     seeds: Sequence[int],
@@ -309,22 +244,10 @@ def expand_cells(
     relic: bool = True,
     curl: bool = False,
 ) -> list[Cell]:
-    """All cells of the ablation, seed-major (every variant of the first seed, then the next seed).
-
-    Seed-major order means that an ablation stopped early still has complete comparisons for
-    its first seeds. The baseline (``aux = none``) has one variant per combination of the
-    non-ReLIC axes (e.g. ``n_steps``): the ReLIC fields do not affect it. CURL (``aux = curl``)
-    has one per combination of the axes it reads (not ``kl_weight``, ``temperature``,
-    ``divergence``, ``normalize``).
-
-    :param grid: ``{key: [values]}``, the KL axis included.
-    :param seeds: distinct seeds.
-    :param baseline: add the no-aux baseline.
-    :param relic: add the ReLIC variants (False for a grid without them, e.g. a hyperparameter
-        search with the auxiliary loss off; ``grid`` may then be empty: one variant).
-    :param curl: add the CURL variants.
-    :raises GridError: on an empty grid or repeated seeds.
-    """
+    """All cells, seed-major, so that an ablation stopped early has complete comparisons for its first
+    seeds. The baseline has one variant per combination of the non-ReLIC axes, CURL one per combination
+    of the axes it reads (not :data:`CURL_UNUSED`); without ``relic`` ``grid`` may be empty (one
+    variant). GridError on an empty grid or repeated seeds."""
     if (relic and not grid) or any(not values for values in grid.values()):
         raise GridError("the grid is empty: every axis needs at least one value.")
     if not (relic or baseline or curl):
@@ -333,37 +256,31 @@ def expand_cells(
         read = set(RELIC_FIELDS) - CURL_UNUSED if curl else set()
         unread = [k for k in grid if k in RELIC_FIELDS and k not in read]
         if unread:
+            unaffected = "CURL or the no-aux baseline" if curl else "the no-aux baseline"
             raise GridError(
-                f"the ReLIC field(s) {', '.join(unread)} cannot be axes of a grid without ReLIC "
-                "variants (they do not affect "
-                + ("CURL or " if curl else "")
-                + "the no-aux baseline); remove them or add the ReLIC variants."
+                f"the ReLIC field(s) {', '.join(unread)} cannot be axes of a grid without ReLIC variants "
+                f"(they do not affect {unaffected}); remove them or add the ReLIC variants."
             )
     if not seeds:
         raise GridError("no seeds: pass --seeds, e.g. --seeds 0 1 2.")
     _check_distinct("--seeds", list(seeds))
-    keys = list(grid)
     variants: list[tuple[dict[str, Any], str]] = []
-    axes_of = {
-        "relic": keys,
-        "curl": [k for k in keys if k not in CURL_UNUSED],
-        "none": [k for k in keys if k not in RELIC_FIELDS],
-    }
-    for aux, wanted in (("relic", relic), ("curl", curl), ("none", baseline)):
-        if not wanted:
-            continue
-        axes = axes_of[aux]
-        for combo in itertools.product(*(grid[k] for k in axes)):
-            variants.append((dict(zip(axes, combo, strict=True)), aux))
+    for aux, wanted, axes in (
+        ("relic", relic, list(grid)),
+        ("curl", curl, [k for k in grid if k not in CURL_UNUSED]),
+        ("none", baseline, [k for k in grid if k not in RELIC_FIELDS]),
+    ):
+        if wanted:
+            points = itertools.product(*(grid[k] for k in axes))
+            variants += [(dict(zip(axes, point, strict=True)), aux) for point in points]
     cells: list[Cell] = []
-    prefixes = {"none": "baseline", "curl": "curl"}
     for seed in seeds:
         for params, aux in variants:
-            parts = [_name_part(k, v) for k, v in params.items()]
-            if aux in prefixes:
-                parts.insert(0, prefixes[aux])
-            name = "__".join([*parts, f"seed={seed}"])
-            cells.append(Cell(name, _variant_name(params, aux), {**params, AUX_KEY: aux}, seed))
+            name_prefix, variant_prefix = _PREFIXES.get(aux, ("", ""))
+            parts = [name_prefix, *(_name_part(k, v) for k, v in params.items()), f"seed={seed}"]
+            words = [variant_prefix, *(f"{k}={format_value(v)}" for k, v in params.items())]
+            name, variant = "__".join(filter(None, parts)), ", ".join(filter(None, words))
+            cells.append(Cell(name, variant, {**params, AUX_KEY: aux}, seed))
     names = [c.name for c in cells]
     if len(set(names)) != len(names):  # only a digest collision could get here
         raise GridError(

@@ -1,10 +1,7 @@
 """Export an ablation to TensorBoard's HParams dashboard: ``tensorboard --logdir OUT/hparams``.
 
-One TensorBoard run per training run, with the cell's parameters (plus seed and variant) as
-hyperparameters and its final and average returns as metrics, so that the grid can be sorted,
-filtered and plotted there. The folder is derived data: it is rebuilt from the run folders each
-time (written beside, then swapped in).
-"""
+One TensorBoard run per training run (parameters, seed, variant; final and average returns), rebuilt
+each time (written beside, swapped in)."""
 
 from __future__ import annotations
 
@@ -23,17 +20,13 @@ HPARAMS_DIR = "hparams"
 
 
 def _hparam(value: Any) -> bool | int | float | str:
-    if isinstance(value, (bool, int, float, str)):
-        return value
-    return format_value(value)  # lists, mappings, None: as written in variant names
+    """Lists, mappings and None as written in variant names."""
+    return value if isinstance(value, (bool, int, float, str)) else format_value(value)
 
 
 def write_hparams(ablation: Ablation) -> Path | None:
-    """Write ``OUT/hparams/<cell>/`` event files for every evaluated run.
-
-    :param ablation: the loaded ablation (:func:`relic_rl.report.load_ablation`).
-    :return: the folder, or ``None`` when no run has evaluations.
-    """
+    """Write ``OUT/hparams/<cell>/`` event files for every evaluated run of a loaded ablation; return
+    the folder, or ``None`` when no run has evaluations."""
     if not ablation.runs:
         return None
     from torch.utils.tensorboard import SummaryWriter
@@ -44,16 +37,11 @@ def write_hparams(ablation: Ablation) -> Path | None:
         keys = sorted({k for run in ablation.runs for k in run.params})
         for run in ablation.runs:
             hparams: dict[str, bool | int | float | str] = {"variant": run.variant, "seed": run.seed}
-            # Every run gets every key ("" when absent, e.g. kl_weight of the baseline), so that
-            # TensorBoard shows one table.
+            # Every key in every run ("" when absent), so that TensorBoard shows one table.
             hparams.update({k: _hparam(run.params[k]) if k in run.params else "" for k in keys})
             curve = run.evaluation
-            metrics = {
-                "hparams/final_return": curve.final_return,
-                "hparams/mean_return_over_training": stats.area_under_curve(
-                    curve.timesteps, curve.mean_returns
-                ),
-            }
+            auc = stats.area_under_curve(curve.timesteps, curve.mean_returns)
+            metrics = {"hparams/final_return": curve.final_return, "hparams/mean_return_over_training": auc}
             if run.randomized is not None:
                 metrics["hparams/randomized_final_return"] = run.randomized.final_return
             with SummaryWriter(log_dir=str(staging)) as writer:

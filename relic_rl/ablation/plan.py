@@ -1,9 +1,5 @@
-"""The plan of an ablation: its identity, its cells with their train commands and states.
-
-:func:`make_plan` validates everything (grid, train flags, the ``--out`` folder, the configs of
-existing run folders) and writes nothing; :func:`write_ablation_files` records the plan in the
-folder once the ablation runs. The layout is described in :mod:`relic_rl.ablation.folder`.
-"""
+"""The plan of an ablation: its identity, its cells with their train commands and states; written to
+the folder (:mod:`relic_rl.ablation.folder`) by :func:`write_ablation_files` once the ablation runs."""
 
 from __future__ import annotations
 
@@ -40,6 +36,7 @@ from relic_rl.ablation.train_args import (
     cell_flags,
     check_train_args,
     config_value,
+    plain,
     preflight,
     resolve,
     split_hyperparams,
@@ -51,16 +48,8 @@ __all__ = ["AblationSpec", "Plan", "PlannedCell", "make_plan", "refresh_states",
 
 @dataclass(frozen=True)
 class AblationSpec:
-    """What identifies an ablation: re-running with the same spec continues it.
-
-    :param env_id: the env.
-    :param total_timesteps: budget of every run.
-    :param seeds: the seeds.
-    :param grid: ``{key: [values]}``, the KL axis first.
-    :param baseline: whether the no-aux baseline is included.
-    :param train_args: the other train flags, as given.
-    :param curl: whether the CURL variants are included.
-    """
+    """What identifies an ablation: re-running with the same spec continues it (``grid`` has the KL
+    axis first; ``train_args`` are the other train flags, as given)."""
 
     env_id: str
     total_timesteps: int
@@ -72,34 +61,17 @@ class AblationSpec:
 
     def identity(self) -> dict[str, Any]:
         """The keys compared with an existing ``ablation.yaml``."""
-        identity = {
-            "env_id": self.env_id,
-            "total_timesteps": self.total_timesteps,
-            "seeds": list(self.seeds),
-            "grid": {k: list(v) for k, v in self.grid.items()},
-            "baseline": self.baseline,
-            "train_args": list(self.train_args),
-        }
-        if self.curl:  # only then, so that ablation folders written before CURL still match
-            identity["curl"] = True
+        identity: dict[str, Any] = plain(dataclasses.asdict(self))
+        if not self.curl:  # omitted, so that ablation folders written before CURL still match
+            del identity["curl"]
         return identity
 
 
 @dataclass(frozen=True)
 class PlannedCell:
-    """A cell with its train command, resolved config and state in the ablation folder.
-
-    :param cell: the cell.
-    :param train_args: arguments of ``python -m relic_rl.train`` for a fresh run.
-    :param config: the resolved config (without ``meta``).
-    :param state: ``new``; ``resume`` (an unfinished run with a checkpoint); ``restart`` (an unfinished
-        run without a checkpoint: its folder is moved to ``OUT/attic/`` and the run starts over);
-        or ``finished``.
-    :param detail: what the existing run folder holds, for messages.
-    :param done_timesteps: timesteps already done by an unfinished run.
-    :param run_config: the resolved :class:`~relic_rl.runs.RunConfig`, which a new cell's run
-        folder is written from.
-    """
+    """A cell with the train arguments of a fresh run (recorded in ``command.txt``), its resolved config
+    (without ``meta``; ``run_config``: the :class:`~relic_rl.runs.RunConfig` a new run folder is written
+    from) and its state (:mod:`relic_rl.ablation.folder`); ``detail`` describes an existing folder."""
 
     cell: Cell
     train_args: tuple[str, ...]
@@ -112,13 +84,7 @@ class PlannedCell:
 
 @dataclass(frozen=True)
 class Plan:
-    """The validated ablation.
-
-    :param out: the ablation folder.
-    :param spec: its identity.
-    :param cells: every cell, in run order.
-    :param command: the ablation command line.
-    """
+    """The validated ablation: its folder, identity, every cell in run order, and command line."""
 
     out: Path
     spec: AblationSpec
@@ -126,49 +92,45 @@ class Plan:
     command: str = ""
 
     def run_dir(self, name: str) -> Path:
-        """The run folder of a cell."""
         return self.out / RUNS_DIR / name
 
     def log_path(self, name: str) -> Path:
-        """The log of a cell."""
         return self.out / LOGS_DIR / f"{name}.log"
 
     @property
     def to_run(self) -> list[PlannedCell]:
-        """The cells that are not finished."""
         return [c for c in self.cells if c.state != "finished"]
 
     def describe(self) -> str:
         """The grid, the cells and the cost, as printed by ``--dry-run``."""
-        spec = self.spec
-        variants = list(dict.fromkeys(c.cell.variant for c in self.cells))
+        spec, cells, to_run = self.spec, self.cells, self.to_run
+        variants = list(dict.fromkeys(c.cell.variant for c in cells))
         steps = spec.total_timesteps
-        remaining = sum(steps - c.done_timesteps for c in self.to_run)
-        lines = [f"Ablation of {spec.env_id} in {self.out}", "grid:"]
-        lines += [f"  {k}: {', '.join(format_value(v) for v in vs)}" for k, vs in spec.grid.items()]
-        lines.append(f"baseline (no aux): {'yes' if spec.baseline else 'no'}")
-        if spec.curl:
-            lines.append("curl: yes")
-        lines.append(f"seeds: {', '.join(str(s) for s in spec.seeds)}")
-        lines.append(f"variants ({len(variants)}):")
-        lines += [f"  {v}" for v in variants]
-        lines.append(
-            f"runs: {len(self.cells)} = {len(variants)} variants x {len(spec.seeds)} seeds; "
-            f"cost: {len(self.cells)} runs x {steps:,} steps = {len(self.cells) * steps:,} env steps"
-        )
-        lines.append(
-            f"to do now: {len(self.to_run)} runs ({sum(c.state == 'resume' for c in self.cells)} resumed), "
-            f"{remaining:,} env steps; {sum(c.state == 'finished' for c in self.cells)} already finished"
-        )
-        lines.append("cells:")
-        width = max(len(c.cell.name) for c in self.cells)
-        for c in self.cells:
-            detail = f"  ({c.detail})" if c.detail else ""
-            lines.append(f"  {c.state:<8}  {c.cell.name:<{width}}{detail}".rstrip())
-        first = self.to_run[0] if self.to_run else self.cells[0]
-        lines.append(f"train command of {first.cell.name}:")
-        lines.append(f"  python -m relic_rl.train {shlex.join(first.train_args)}")
-        lines += [f"note: {note}" for note in self.notes()]
+        width = max(len(c.cell.name) for c in cells)
+        first = to_run[0] if to_run else cells[0]
+        lines = [
+            f"Ablation of {spec.env_id} in {self.out}",
+            "grid:",
+            *(f"  {k}: {', '.join(format_value(v) for v in vs)}" for k, vs in spec.grid.items()),
+            f"baseline (no aux): {'yes' if spec.baseline else 'no'}",
+            *(["curl: yes"] if spec.curl else []),
+            f"seeds: {', '.join(str(s) for s in spec.seeds)}",
+            f"variants ({len(variants)}):",
+            *(f"  {v}" for v in variants),
+            f"runs: {len(cells)} = {len(variants)} variants x {len(spec.seeds)} seeds; "
+            f"cost: {len(cells)} runs x {steps:,} steps = {len(cells) * steps:,} env steps",
+            f"to do now: {len(to_run)} runs ({sum(c.state == 'resume' for c in cells)} resumed), "
+            f"{sum(steps - c.done_timesteps for c in to_run):,} env steps; "
+            f"{sum(c.state == 'finished' for c in cells)} already finished",
+            "cells:",
+            *(
+                f"  {c.state:<8}  {c.cell.name:<{width}}{c.detail and f'  ({c.detail})'}".rstrip()
+                for c in cells
+            ),
+            f"train command of {first.cell.name}:",
+            f"  python -m relic_rl.train {shlex.join(first.train_args)}",
+            *(f"note: {note}" for note in self.notes()),
+        ]
         return "\n".join(lines)
 
     def notes(self) -> list[str]:
@@ -179,8 +141,7 @@ class Plan:
         if episodes == 0:
             return ["eval_episodes is 0: the runs are never evaluated, so there will be no report."]
         if isinstance(freq, int) and freq * 2 > steps:
-            points = steps // freq + (steps % freq != 0)
-            suggested = max(1, steps // 10)
+            points, suggested = steps // freq + (steps % freq != 0), max(1, steps // 10)
             return [
                 f"eval_freq {freq:,} with {steps:,} steps gives {points} evaluation(s) per run, so the "
                 f"learning curves have {points} point(s); for curves pass e.g. --eval-freq {suggested}."
@@ -203,24 +164,12 @@ def make_plan(
     relic: bool = True,
     curl: bool = False,
 ) -> Plan:
-    """Validate everything and build the plan; nothing is written.
+    """Validate everything (grid, train flags, ``out``, existing run folders) and build the plan; nothing
+    is written. Arguments are the ablation's flags (``None``: preset defaults), ``train_args`` the other
+    flags, ``command`` the command line for ``ablation.yaml``; ``check_models`` builds the env and model
+    of every variant once (train's preflight); ``relic=False`` drops the ReLIC variants and KL axis.
 
-    :param env_id: ``--env``.
-    :param seeds: ``--seeds``.
-    :param total_timesteps: ``--total-timesteps`` (``None``: the preset's ``n_timesteps``).
-    :param kl_weights: ``--kl-weights`` (``None``: the preset's value and 0).
-    :param grid_specs: the ``--grid`` specs.
-    :param baseline: ``--baseline``.
-    :param train_args: the other train flags.
-    :param out: ``--out``.
-    :param command: the ablation command line, recorded in ``ablation.yaml``.
-    :param check_models: build the env and model of every variant once (train's preflight), so
-        that an unknown env or a value SB3 rejects fails before anything runs.
-    :param relic: include the ReLIC variants; False with ``baseline`` gives a grid of no-aux runs
-        only (``ablate --aux none``), without the KL axis.
-    :param curl: include the CURL variants (``ablate --aux curl``).
-    :raises AblateError: on any user error (grid, flags, folder, changed configs).
-    """
+    :raises AblateError: on any user error (grid, flags, folder, changed configs)."""
     try:
         extra_grid = parse_grid_specs(grid_specs)
     except GridError as err:
@@ -266,35 +215,25 @@ def make_plan(
     except GridError as err:
         raise AblateError(str(err)) from None
 
-    planned: list[tuple[Cell, list[str], dict[str, Any]]] = []
-    configs: dict[str, Any] = {}
-    run_configs: dict[str, Any] = {}
+    planned = []
     for cell in cells:
-        args = argv(cell, cell.seed, budget)
-        config, data = resolve(args, f"Cell {cell.name}")
-        configs.setdefault(cell.variant, (cell.name, config))
-        run_configs[cell.name] = config
-        planned.append((cell, args, data))
+        args = tuple(argv(cell, cell.seed, budget))
+        run_config, config = resolve(args, f"Cell {cell.name}")
+        planned.append(PlannedCell(cell, args, config, "new", run_config=run_config))
     _check_axes_take_effect(planned)
-
     spec = AblationSpec(env_id, budget, tuple(seeds), grid, baseline, tuple(train_args), curl)
     check_out_dir(out, spec.identity())
-    result = [
-        PlannedCell(cell, tuple(args), data, "new", run_config=run_configs[cell.name])
-        for cell, args, data in planned
-    ]
-    plan = refresh_states(Plan(out, spec, result, command))
-    if check_models:  # last: the slowest check
-        for name, config in configs.values():
-            preflight(config, f"Cell {name}")
+    plan = refresh_states(Plan(out, spec, planned, command))
+    if check_models:  # last: the slowest check; once per variant (the cells of the first seed)
+        for c in planned:
+            if c.cell.seed == seeds[0]:
+                preflight(c.run_config, f"Cell {c.cell.name}")
     return plan
 
 
 def refresh_states(plan: Plan) -> Plan:
-    """The plan with each cell's state read (again) from its run folder.
-
-    :raises AblateError: when a run folder holds another config or is not a training run.
-    """
+    """The plan with each cell's state re-read from its run folder; AblateError when one holds another
+    config or no training run."""
     cells = []
     for c in plan.cells:
         state, detail, done = inspect_run(plan.run_dir(c.cell.name), c.config, c.cell.name)
@@ -302,16 +241,14 @@ def refresh_states(plan: Plan) -> Plan:
     return dataclasses.replace(plan, cells=cells)
 
 
-def _check_axes_take_effect(planned: Sequence[tuple[Cell, list[str], dict[str, Any]]]) -> None:
+def _check_axes_take_effect(planned: Sequence[PlannedCell]) -> None:
     """Two values of an axis must give two configs; otherwise a train flag overrides the axis."""
-    first_seed = planned[0][0].seed
     by_resolved: dict[tuple[str, str], list[Any]] = {}
-    for cell, _, config in planned:
-        # Baseline cells carry only the non-ReLIC axes, so they are checked on those alone.
-        if cell.seed != first_seed:
+    for c in planned:
+        if c.cell.seed != planned[0].cell.seed:
             continue
-        for key, value in cell.grid_params.items():
-            values = by_resolved.setdefault((key, repr(config_value(config, key))), [])
+        for key, value in c.cell.grid_params.items():
+            values = by_resolved.setdefault((key, repr(config_value(c.config, key))), [])
             if not any(v == value for v in values):
                 values.append(value)
     for (key, resolved), values in by_resolved.items():

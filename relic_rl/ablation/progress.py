@@ -1,9 +1,5 @@
-"""Progress of an ablation: one line per active run and an overall count.
-
-On a terminal the active runs are a live block (rich) that is redrawn as their ``status.yaml``
-files advance, with start and end lines printed above it; elsewhere (CI logs, files) only the
-start and end lines are printed, each with the overall count.
-"""
+"""Progress of an ablation: start and end lines with the overall count, and on a terminal a live
+block (rich) of the active runs above which they are printed."""
 
 from __future__ import annotations
 
@@ -29,13 +25,8 @@ class _Active:
 
 
 class Progress:
-    """Start/end lines, and a live block of the active runs on a terminal.
-
-    :param total: number of runs to do in this invocation.
-    :param already: runs already finished before it (skipped), counted in the overall line.
-    :param stream: where to write (stdout by default).
-    :param live: draw the live block; by default when ``stream`` is a terminal.
-    """
+    """Start/end lines, and a live block of the active runs (``live``; default: when ``stream``, stdout
+    by default, is a terminal). ``total`` runs to do now; ``already`` finished before, counted."""
 
     def __init__(
         self, total: int, *, already: int = 0, stream: TextIO | None = None, live: bool | None = None
@@ -43,15 +34,13 @@ class Progress:
         self.stream = stream if stream is not None else sys.stdout
         self.total = total + already
         self.finished = already
-        self.failed = 0
-        self.interrupted = 0
+        self.failed = self.interrupted = 0
         self._active: dict[str, _Active] = {}
         self._lock = threading.RLock()
-        is_tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self._console = Console(file=self.stream, highlight=False, soft_wrap=True)
         self._live: Live | None = None
-        if live if live is not None else is_tty:
-            self._live = Live(self._render(), console=self._console, refresh_per_second=2, transient=True)
+        if live if live is not None else bool(getattr(self.stream, "isatty", lambda: False)()):
+            console = Console(file=self.stream, highlight=False, soft_wrap=True)
+            self._live = Live(self._render(), console=console, refresh_per_second=2, transient=True)
             self._live.start()
 
     def overall(self) -> str:
@@ -75,11 +64,10 @@ class Progress:
             if run.total > 0:
                 frac = min(1.0, run.timesteps / run.total)
                 bar = "#" * round(frac * _BAR) + "." * (_BAR - round(frac * _BAR))
-                lines.append(Text(f"  {name}  [{bar}] {run.timesteps:,}/{run.total:,} ({frac:.0%})"))
+                lines.append(f"  {name}  [{bar}] {run.timesteps:,}/{run.total:,} ({frac:.0%})")
             else:
-                lines.append(Text(f"  {name}  {run.verb}..."))
-        lines.append(Text(self.overall()))
-        return Group(*lines)
+                lines.append(f"  {name}  {run.verb}...")
+        return Group(*map(Text, [*lines, self.overall()]))
 
     def started(self, name: str, verb: str = "started") -> None:
         """A run started (``verb``: ``"started"`` or ``"resumed"``)."""
@@ -88,7 +76,6 @@ class Progress:
             self._print(f"{verb:>9}  {name}  ({self.overall()})")
 
     def update(self, name: str, timesteps: int, total: int) -> None:
-        """The latest timesteps of an active run."""
         with self._lock:
             if name in self._active:
                 self._active[name].timesteps, self._active[name].total = timesteps, total
@@ -109,7 +96,6 @@ class Progress:
             self._print(f"{state:>9}  {name}{suffix}  ({self.overall()})")
 
     def close(self) -> None:
-        """Stop the live block."""
         with self._lock:
             if self._live is not None:
                 self._live.stop()

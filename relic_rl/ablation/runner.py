@@ -1,10 +1,5 @@
-"""Run the unfinished cells of a plan and conclude how each ended.
-
-One training subprocess per cell (:mod:`relic_rl.ablation.backends`), progress lines while they
-run (:mod:`relic_rl.ablation.progress`), and a :class:`RunResult` per cell from its exit code and
-``status.yaml``. A run that died while ``running`` (killed, crashed worker) gets its status set to
-``failed`` with the path of its log, and a re-run of the ablation resumes it.
-"""
+"""Run the unfinished cells of a plan and conclude each from its exit code and ``status.yaml``; one that
+died while ``running`` gets ``failed`` there with its log path, and a re-run resumes it."""
 
 from __future__ import annotations
 
@@ -18,16 +13,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Literal, TextIO
+from typing import Any, Literal, TextIO
 
-from relic_rl.ablation.backends import (
-    Outcome,
-    RunSpec,
-    available_cpus,
-    run_local,
-    run_ray,
-    thread_env,
-)
+from relic_rl import runs
+from relic_rl.ablation.backends import Outcome, RunSpec, available_cpus, run_local, run_ray, thread_env
 from relic_rl.ablation.folder import acquire_lock, copy_cell_file, move_to_attic
 from relic_rl.ablation.plan import Plan, PlannedCell, refresh_states, write_ablation_files
 from relic_rl.ablation.progress import Progress
@@ -50,14 +39,8 @@ Backend = Literal["local", "ray"]
 
 @dataclass(frozen=True)
 class RunResult:
-    """How one cell ended in this invocation.
-
-    :param name: the cell.
-    :param state: ``finished``, ``failed``, ``interrupted`` or ``not started`` (after an interrupt);
-        ``skipped`` for a run that was already finished.
-    :param log_path: the cell's log.
-    :param message: why it failed or stopped.
-    """
+    """How one cell ended in this invocation: ``finished``, ``failed``, ``interrupted``, ``not started``
+    (after an interrupt) or ``skipped`` (already finished); ``message``: why it failed or stopped."""
 
     name: str
     state: str
@@ -67,12 +50,8 @@ class RunResult:
 
 @dataclass(frozen=True)
 class AblationResult:
-    """The outcome of :func:`run_ablation`.
-
-    :param plan: what was run.
-    :param results: one per cell, in plan order.
-    :param interrupted: whether Ctrl-C (or SIGTERM) stopped the ablation.
-    """
+    """The outcome of :func:`run_ablation`: one result per cell in plan order; ``interrupted``: by
+    Ctrl-C or SIGTERM."""
 
     plan: Plan
     results: list[RunResult]
@@ -80,7 +59,6 @@ class AblationResult:
 
     @property
     def failed(self) -> list[RunResult]:
-        """The runs that failed."""
         return [r for r in self.results if r.state == "failed"]
 
     @property
@@ -100,26 +78,20 @@ def cpus_per_run(plan: Plan, threads_per_run: int) -> int:
 
 
 def default_workers(cpus_per_run: int) -> int:
-    """Runs at a time on this machine: its cores divided by the cores each run keeps busy.
-
-    Small pixel agents on a CPU spend most of their time in env steps and small convolutions that
-    gain little from intra-op parallelism, so several one-thread runs use the cores better than one
-    run with many threads; more runs than that oversubscribe the cores, and OpenMP threads that wait
-    for busy cores slow every run down (building one small model took 2.4 s instead of 0.02 s with
-    two threads on two loaded cores).
-    """
+    """Runs at a time here: the cores divided by the cores each run keeps busy (small pixel agents gain
+    little from intra-op threads; more runs than cores slow every run down, model building ~100x)."""
     return max(1, available_cpus() // max(1, cpus_per_run))
 
 
 def _describe_exit(code: int | None) -> str:
     if code is None:
         return "did not start"
-    if code < 0:
-        try:
-            return f"killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"killed by signal {-code}"
-    return f"exit code {code}"
+    if code >= 0:
+        return f"exit code {code}"
+    try:
+        return f"killed by {signal.Signals(-code).name}"
+    except ValueError:
+        return f"killed by signal {-code}"
 
 
 def _log_error(log: Path) -> str | None:
@@ -134,7 +106,7 @@ def _log_error(log: Path) -> str | None:
 
 
 def _last_csv_value(path: Path, column: str) -> int | None:
-    """``column`` of the last row of a CSV file, reading only its first line and its end."""
+    """``column`` of a CSV file's last row, reading only its first line and its end."""
     try:
         with path.open("rb") as f:
             header = next(csv.reader([f.readline().decode("utf-8", errors="replace")]), [])
@@ -154,52 +126,40 @@ def _last_csv_value(path: Path, column: str) -> int | None:
         return None
 
 
-def observed_timesteps(run_dir: Path) -> int | None:
-    """The latest timesteps of a running run: ``status.yaml`` only moves at checkpoints, so the
-    newest SB3 ``tb/progress*.csv`` (one row per rollout) is read too."""
-    from relic_rl import runs
-
-    status = _read_status(run_dir)
-    best = status.timesteps if isinstance(status, runs.RunStatus) else None
-    logs = sorted((run_dir / runs.TB_DIR).glob("progress*.csv"), key=lambda p: p.stat().st_mtime)
-    if logs:
-        latest = _last_csv_value(logs[-1], "time/total_timesteps")
-        if latest is not None:
-            best = max(best or 0, latest)
-    return best
-
-
-def _read_status(run_dir: Path) -> object | None:
-    from relic_rl import runs
-
+def _read_status(run_dir: Path) -> runs.RunStatus | None:
     try:
         return runs.read_status(run_dir)
     except (runs.UsageError, OSError):
         return None
 
 
-def _conclude(plan: Plan, spec: RunSpec, outcome: Outcome) -> RunResult:
-    """The cell's final state from its exit code and ``status.yaml``; a run that died while
-    ``running`` gets its status set to ``failed`` (or ``interrupted``) so that the folder says so."""
-    from relic_rl import runs
-
-    run_dir = Path(spec.run_dir)
-    log = Path(spec.log_path)
+def observed_timesteps(run_dir: Path) -> int | None:
+    """The latest timesteps of a running run, from ``status.yaml`` (moves at checkpoints only) and the
+    newest SB3 ``tb/progress*.csv`` (one row per rollout)."""
     status = _read_status(run_dir)
-    state = status.state if isinstance(status, runs.RunStatus) else None
-    if outcome.returncode == 0 and state == "finished":
+    best = status.timesteps if status is not None else None
+    logs = sorted((run_dir / runs.TB_DIR).glob("progress*.csv"), key=lambda p: p.stat().st_mtime)
+    latest = _last_csv_value(logs[-1], "time/total_timesteps") if logs else None
+    return best if latest is None else max(best or 0, latest)
+
+
+def _conclude(spec: RunSpec, outcome: Outcome) -> RunResult:
+    """The cell's final state; a run that died while ``running`` gets its status corrected."""
+    run_dir, log = Path(spec.run_dir), Path(spec.log_path)
+    status = _read_status(run_dir)
+    if outcome.returncode == 0 and status is not None and status.state == "finished":
         return RunResult(spec.name, "finished", log)
     if outcome.interrupted or outcome.returncode == EXIT_INTERRUPTED:
-        if outcome.returncode is None and state is None:
+        if outcome.returncode is None and status is None:
             return RunResult(spec.name, "not started", log, outcome.error or "")
         verdict = "interrupted"
     else:
         verdict = "failed"
     reason = outcome.error or _describe_exit(outcome.returncode)
-    if isinstance(status, runs.RunStatus) and status.state == "running":  # died without updating it
+    if status is not None and status.state == "running":  # died without updating it
         message = f"the training process ended while running ({reason}); log: {log}"
         runs.write_status(run_dir, runs.RunStatus(verdict, status.timesteps, status.total_timesteps, message))
-    elif isinstance(status, runs.RunStatus) and status.message:
+    elif status is not None and status.message:
         reason = f"{reason}: {status.message}"
     elif verdict == "failed" and (error := _log_error(log)):
         reason = f"{reason}: {error}"
@@ -207,10 +167,7 @@ def _conclude(plan: Plan, spec: RunSpec, outcome: Outcome) -> RunResult:
 
 
 def _write_cell_run(plan: Plan, cell: PlannedCell) -> None:
-    """Write a new cell's run folder from its resolved config, which its process then resumes:
-    the train command line is recorded, never re-parsed."""
-    if cell.run_config is None:  # a plan made without configs: train creates the folder itself
-        return
+    """Write a new cell's run folder from its resolved config (the command line is never re-parsed)."""
     from relic_rl.experiment import write_new_run
 
     run_dir = plan.run_dir(cell.cell.name)
@@ -220,7 +177,7 @@ def _write_cell_run(plan: Plan, cell: PlannedCell) -> None:
 
 @contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM (e.g. a job scheduler's stop) interrupts the ablation like Ctrl-C."""
+    """SIGTERM (e.g. a job scheduler's stop) interrupts like Ctrl-C."""
 
     def handler(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
@@ -249,24 +206,16 @@ def run_ablation(
 ) -> AblationResult:
     """Run the unfinished cells of ``plan`` and return how each ended (no report).
 
-    :param plan: from :func:`~relic_rl.ablation.plan.make_plan`.
-    :param backend: ``local`` or ``ray``.
-    :param workers: runs at a time (local default: :func:`default_workers`; Ray default: what the
-        cluster's resources fit).
-    :param threads_per_run: torch threads of each run; with the env processes of ``--vec-env
-        subproc`` it gives the cores a run needs (:func:`cpus_per_run`, the Ray CPU request).
-    :param gpus_per_run: the Ray GPU request of each run.
-    :param ray_address: ``auto`` (or an address) to join a cluster; ``None`` starts a local instance.
-    :param stream: where progress goes (stdout by default).
-    :param live: live progress block (default: when ``stream`` is a terminal).
+    :param workers: runs at a time (local default: :func:`default_workers`; Ray: what the cluster fits).
+    :param threads_per_run: torch threads of each run; gives the Ray CPU request (:func:`cpus_per_run`).
+    :param ray_address: ``auto`` (or an address) joins a cluster; ``None`` starts a local instance.
+    :param live: live progress block (default: when ``stream``, stdout by default, is a terminal).
     :raises AblateError: when another ablation holds the folder, or a run folder changed meanwhile.
-    :raises BackendError: when the Ray backend cannot start.
-    """
+    :raises BackendError: when the Ray backend cannot start."""
     out = sys.stdout if stream is None else stream
     with acquire_lock(plan.out) as lock_fd:
         plan = refresh_states(plan)  # under the lock: nothing else changes the folder now
         write_ablation_files(plan)
-        skipped = [c for c in plan.cells if c.state == "finished"]
         for c in plan.cells:
             if c.state == "restart":
                 moved = move_to_attic(plan.out, c.cell.name)
@@ -281,35 +230,29 @@ def run_ablation(
         specs = [
             RunSpec(
                 name=c.cell.name,
-                train_args=c.train_args,
                 resume_args=("--resume", str(plan.run_dir(c.cell.name)), "--no-progress"),
                 run_dir=str(plan.run_dir(c.cell.name)),
                 log_path=str(plan.log_path(c.cell.name)),
                 cwd=os.getcwd(),
                 env=env,
             )
-            for c in plan.cells
-            if c.state != "finished"
+            for c in plan.to_run
         ]
-        outcomes: dict[str, RunResult] = {
-            c.cell.name: RunResult(c.cell.name, "skipped", plan.log_path(c.cell.name)) for c in skipped
-        }
-        if skipped:
-            print(f"{len(skipped)} run(s) already finished, skipped.", file=out)
-        progress = Progress(len(specs), already=len(skipped), stream=out, live=live)
+        finished = [c.cell.name for c in plan.cells if c.state == "finished"]
+        outcomes = {name: RunResult(name, "skipped", plan.log_path(name)) for name in finished}
+        if finished:
+            print(f"{len(finished)} run(s) already finished, skipped.", file=out)
+        progress = Progress(len(specs), already=len(finished), stream=out, live=live)
         active: set[str] = set()
-
-        resumed = {c.cell.name for c in plan.cells if c.state == "resume"}
         fresh = {c.cell.name: c for c in plan.cells if c.state in ("new", "restart")}
 
         def on_start(spec: RunSpec) -> None:
-            # A new cell's folder is written when its turn comes, so that a queued cell never
-            # shows a "running" status.
+            # Written when its turn comes, so that a queued cell never shows a "running" status.
             if spec.name in fresh:
                 _write_cell_run(plan, fresh[spec.name])
                 copy_cell_file(plan.out, spec.name)
             active.add(spec.name)
-            progress.started(spec.name, "resumed" if spec.name in resumed else "started")
+            progress.started(spec.name, "started" if spec.name in fresh else "resumed")
 
         def on_poll() -> None:
             for name in list(active):
@@ -319,18 +262,16 @@ def run_ablation(
 
         def on_done(spec: RunSpec, outcome: Outcome) -> None:
             active.discard(spec.name)
-            result = _conclude(plan, spec, outcome)
-            outcomes[spec.name] = result
+            result = outcomes[spec.name] = _conclude(spec, outcome)
             detail = result.message + (f" (log: {result.log_path})" if result.state == "failed" else "")
             progress.ended(spec.name, result.state, detail)
 
         cpus = cpus_per_run(plan, threads_per_run)
+        callbacks: dict[str, Any] = {"on_start": on_start, "on_done": on_done, "on_poll": on_poll}
         interrupted = False
         try:
             with _sigterm_as_interrupt():
-                if not specs:
-                    pass  # everything is finished: no pool, no Ray instance
-                elif backend == "ray":
+                if specs and backend == "ray":  # no specs: everything is finished, no pool, no Ray
                     interrupted = run_ray(
                         specs,
                         address=ray_address,
@@ -338,19 +279,12 @@ def run_ablation(
                         gpus_per_run=gpus_per_run,
                         max_in_flight=workers,
                         local_cpus=None if workers is None else workers * cpus,
-                        on_start=on_start,
-                        on_done=on_done,
-                        on_poll=on_poll,
+                        **callbacks,
                     )
-                else:
+                elif specs:
                     n = workers if workers is not None else default_workers(cpus)
                     interrupted = run_local(
-                        specs,
-                        workers=max(1, min(n, len(specs) or 1)),
-                        on_start=on_start,
-                        on_done=on_done,
-                        on_poll=on_poll,
-                        pass_fds=(lock_fd,),
+                        specs, workers=max(1, min(n, len(specs))), pass_fds=(lock_fd,), **callbacks
                     )
         finally:
             progress.close()

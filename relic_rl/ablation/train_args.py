@@ -1,10 +1,7 @@
 """The ``relic_rl.train`` side of an ablation: which flags a cell passes, and checking them.
 
-Every cell is resolved through :func:`relic_rl.train.resolve_run_config`, exactly as
-``python -m relic_rl.train`` would resolve it, so that an unknown key or a bad value fails before
-anything runs and names the cell; :func:`preflight` then builds one env and model
-(:func:`relic_rl.experiment.preflight`) to catch what only construction reveals (an unknown env
-id, a value SB3 rejects).
+Every cell is resolved as ``relic_rl.train`` would, so that a bad key or value fails early, naming the
+cell; :func:`preflight` catches what only construction reveals (unknown env id, a value SB3 rejects).
 """
 
 from __future__ import annotations
@@ -34,11 +31,8 @@ __all__ = [
 
 #: ReLIC fields that train has a flag for; the other fields go through ``--hyperparams relic.<key>=``.
 RELIC_FLAGS = relic_flags()
-
-#: Train flags that set an agent key; with that key on the grid they contradict it
-#: (``--total-timesteps`` is the ablation's own, below).
+#: Train flags that set an agent key, contradicting a grid axis of it (``--total-timesteps``: OWN_FLAGS).
 AGENT_FLAGS = {key: flag for key, flag in agent_flags().items() if key != "n_timesteps"}
-
 #: Train flags that the ablation sets itself, and what to use instead.
 OWN_FLAGS = {
     "--env": "use --env of the ablation",
@@ -50,10 +44,8 @@ OWN_FLAGS = {
     "--aux": "use --baseline for the no-aux variant, or --aux of the ablation",
     "--kl-weight": "use --kl-weights (or --grid kl_weight=...)",
 }
-
 #: ``--hyperparams`` keys that the ablation sets itself.
 OWN_HYPERPARAMS = {"n_timesteps": "use --total-timesteps", "relic": "set relic.<field>=value"}
-
 #: Agent keys that are not algorithm settings worth sweeping, so not grid axes.
 NON_AXIS_AGENT_KEYS = ("relic", "n_timesteps", "policy")
 
@@ -67,55 +59,41 @@ def _flag_name(token: str) -> str:
 
 
 def split_hyperparams(args: Sequence[str]) -> tuple[list[str], list[str]]:
-    """Separate the ``--hyperparams`` items from the other train flags.
-
-    The ablation passes one merged ``--hyperparams`` (the user's items, then the cell's), so that
-    it does not depend on how train combines repeated flags.
-
-    :return: ``(other flags, hyperparams items)``.
-    """
+    """``(other flags, hyperparams items)`` of train flags ``args``: the ablation passes one merged
+    ``--hyperparams`` (user's items, then the cell's), whatever train does with repeated flags."""
     rest: list[str] = []
     items: list[str] = []
-    i = 0
-    while i < len(args):
-        token = args[i]
+    in_hyperparams = False
+    for token in args:
         if _flag_name(token) == "--hyperparams":
-            if "=" in token and token.startswith("--hyperparams="):
-                items.append(token.split("=", 1)[1])
-            i += 1
-            while i < len(args) and not args[i].startswith("--"):
-                items.append(args[i])
-                i += 1
-            continue
-        rest.append(token)
-        i += 1
+            in_hyperparams = True
+            items += token.split("=", 1)[1:]  # --hyperparams=a=1
+        elif in_hyperparams and not token.startswith("--"):
+            items.append(token)
+        else:
+            in_hyperparams = False
+            rest.append(token)
     return rest, items
 
 
-def _hyperparam_key(item: str) -> str:
-    return item.split("=", 1)[0].strip()
-
-
 def check_train_args(args: Sequence[str], grid_keys: Sequence[str]) -> None:
-    """Reject train flags that the ablation sets itself or that contradict a grid axis.
-
-    :raises AblateError: naming the flag and what to use instead.
-    """
+    """Raise AblateError for train flags the ablation sets itself or that contradict a grid axis."""
     rest, items = split_hyperparams(args)
+    axis_of = {flag: key for key, flag in reversed({**RELIC_FLAGS, **AGENT_FLAGS}.items())}
     for token in rest:
         name = _flag_name(token)
         if name in OWN_FLAGS:
             raise AblateError(f"The train flag {name} cannot be given to an ablation: {OWN_FLAGS[name]}.")
-        axis = next((k for k, flag in {**RELIC_FLAGS, **AGENT_FLAGS}.items() if flag == name), None)
+        axis = axis_of.get(name)
         if axis in grid_keys:
             raise AblateError(
                 f"{name} contradicts the grid, which sweeps {axis}; drop {name} or the {axis} axis."
             )
     for item in items:
-        key = _hyperparam_key(item)
+        key = item.split("=", 1)[0].strip()
         if key in OWN_HYPERPARAMS:
             raise AblateError(f"--hyperparams {item}: {key} is set by the ablation; {OWN_HYPERPARAMS[key]}.")
-        field_ = key.removeprefix("relic.") if key.startswith("relic.") else key
+        field_ = key.removeprefix("relic.")
         if field_ in grid_keys and (key.startswith("relic.") == (field_ in RELIC_FIELDS)):
             raise AblateError(
                 f"--hyperparams {item} contradicts the grid, which sweeps {field_}; drop one of them."
@@ -145,13 +123,8 @@ def cell_flags(cell: Cell) -> tuple[list[str], list[str]]:
 
 
 def resolve(argv: Sequence[str], what: str) -> tuple[Any, dict[str, Any]]:
-    """``resolve_run_config(argv)`` and its ``to_dict()``, with train's user errors as AblateError.
-
-    :param argv: train arguments.
-    :param what: what is resolved, for messages (``"Cell kl_weight=1.0__seed=0"``).
-    :return: the :class:`~relic_rl.runs.RunConfig` and its plain-data form (``config.yaml``
-        without ``meta``, tuples as lists).
-    """
+    """The :class:`~relic_rl.runs.RunConfig` of train arguments ``argv`` and its plain-data form
+    (``config.yaml`` without ``meta``); train's user errors become AblateErrors prefixed by ``what``."""
     from relic_rl.train import resolve_run_config
 
     stderr = io.StringIO()
@@ -168,17 +141,13 @@ def resolve(argv: Sequence[str], what: str) -> tuple[Any, dict[str, Any]]:
 
 
 def preflight(config: Any, what: str) -> None:
-    """Build the env and the model of ``config`` once (train's own preflight), on the CPU.
-
-    :raises AblateError: when train would refuse the run (unknown env, rejected hyperparameters).
-    """
+    """Build the env and model of ``config`` once on the CPU (train's preflight); AblateError if it fails."""
     import torch
 
     from relic_rl.experiment import preflight as train_preflight
 
     threads = torch.get_num_threads()
-    # One thread: building a small model is ~100x slower with several OpenMP threads competing
-    # for busy cores (measured: 2.4 s vs 0.02 s on 2 loaded cores), and nothing here is parallel.
+    # OpenMP threads competing for busy cores make building a small model ~100x slower.
     torch.set_num_threads(1)
     try:
         train_preflight(config, device="cpu")

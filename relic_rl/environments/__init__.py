@@ -1,17 +1,5 @@
-"""Env construction for relic-rl: family presets, CarRacing-v2 compat, pixel VecEnvs.
-
-* :func:`family_for` / :class:`EnvPreset`: which preprocessing an env id gets
-  (``envs/*.yaml``).
-* :func:`make_vec_env` / :func:`make_env_fn`: preprocessed, monitored, seeded envs.
-* :func:`register_carracing_v2` / :class:`CarRacingV2Termination` /
-  :func:`carracing_compat_note`: ``CarRacing-v2`` on gymnasium >= 1.0.
-* :class:`FastCarRacing` (imported on first use: it needs Box2D and pygame): CarRacing
-  with the same pixels, rendered about 2.5x faster; relic-rl's CarRacing envs use it
-  unless ``renderer="stock"``; :mod:`relic_rl.environments.renderer` decides which renderer
-  draws and says when it falls back (:data:`RENDERERS`, :func:`renderer_note`,
-  :func:`fast_render_supported`).
-* :func:`is_image_observation_space`: what counts as pixels.
-* :class:`EnvCreationError`: every env that cannot be built as asked.
+"""Env construction for relic-rl: family presets (:func:`family_for`), pixel VecEnvs (:func:`make_vec_env`),
+``CarRacing-v2`` on gymnasium >= 1.0, and ``FastCarRacing`` (imported on first use: it needs Box2D).
 """
 
 from typing import TYPE_CHECKING, Any
@@ -40,8 +28,7 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str) -> Any:
-    # FastCarRacing needs Box2D and pygame (the box2d extra): imported on first use, and
-    # left out of __all__ so that `from ... import *` works without that extra.
+    # Not in __all__, so that `from ... import *` works without the box2d extra.
     if name == "FastCarRacing":
         try:
             from relic_rl.environments.fast_carracing import FastCarRacing

@@ -1,13 +1,7 @@
-"""The CarRacing entry points behind relic-rl's ``CarRacing-v2`` and ``CarRacing-v3``
-(imports Box2D and pygame).
+"""The entry points of relic-rl's ``CarRacing-v2`` and ``CarRacing-v3`` (import Box2D and pygame).
 
-Kept apart from :mod:`relic_rl.environments.carracing` so that importing relic-rl
-never needs Box2D: gymnasium loads this module only when a CarRacing env is made, and
-raises ``DependencyNotInstalled`` here exactly as it does for its own ``CarRacing-v3``.
-
-Both entry points take gymnasium's ``CarRacing`` arguments plus ``renderer``:
-``"fast"`` (default) builds :class:`~relic_rl.environments.fast_carracing.FastCarRacing`
-(pixel-identical, about 2.5x faster), ``"stock"`` gymnasium's own class.
+Apart from :mod:`relic_rl.environments.carracing` so that importing relic-rl never needs Box2D; a
+missing Box2D raises ``DependencyNotInstalled`` here as for gymnasium's own ``CarRacing-v3``.
 """
 
 from __future__ import annotations
@@ -24,23 +18,14 @@ from relic_rl.environments.renderer import use_fast_renderer
 
 
 class _V2ScoreText(float):
-    """A float that prints itself as gymnasium 0.29 drew the score (``"%04i" % score``).
-
-    gymnasium 1.0 changed the score text in the bottom-left corner of every frame from
-    ``"%04i" % reward`` (truncation toward zero: -0.1 -> ``0000``, 3.7 -> ``0003``) to
-    ``f"{reward:04.0f}"`` (rounding: -0.1 -> ``-000``, 3.7 -> ``0004``). Those pixels are
-    part of the observation, so a faithful v2 must draw the old text.
-    """
+    """A float formatting as gymnasium 0.29 drew the score, ``"%04i"`` (-0.1 -> ``0000``, 3.7 -> ``0003``)."""
 
     def __format__(self, format_spec: str) -> str:
         return f"{int(self):04d}"
 
 
 class _V2ScoreMixin:
-    """Draw the score text as v2 did: ``self.reward`` prints as :class:`_V2ScoreText`
-    while a frame is rendered. Only the text changes; the physics, track generation,
-    rewards and colours are v3's, which are otherwise v2's (see
-    :mod:`relic_rl.environments.carracing`)."""
+    """Draw the score text as v2 did (``self.reward`` is a :class:`_V2ScoreText` while rendering)."""
 
     reward: float
 
@@ -58,17 +43,14 @@ class CarRacingV2Pixels(_V2ScoreMixin, CarRacing):
 
 
 class FastCarRacingV2Pixels(_V2ScoreMixin, FastCarRacing):
-    """:class:`~relic_rl.environments.fast_carracing.FastCarRacing` drawing the score text
-    as v2 did."""
+    """:class:`~relic_rl.environments.fast_carracing.FastCarRacing` drawing the score text as v2 did."""
 
 
-def _build(renderer: str, stock: type[CarRacing], fast: type[CarRacing], **kwargs: Any) -> CarRacing:
-    """``fast(**kwargs)`` when ``renderer="fast"`` and the fast renderer is usable here,
-    else ``stock(**kwargs)``."""
+def _build(renderer: str, stock: type[CarRacing], fast: type[CarRacing], *args: Any) -> CarRacing:
     # A fallback is said once, by the main process (it builds an env first, also for
     # SubprocVecEnv); subprocess workers would each repeat it.
     in_worker = multiprocessing.parent_process() is not None
-    return (fast if use_fast_renderer(renderer, warn=not in_worker) else stock)(**kwargs)
+    return (fast if use_fast_renderer(renderer, warn=not in_worker) else stock)(*args)
 
 
 def make_carracing_v2(
@@ -79,33 +61,13 @@ def make_carracing_v2(
     continuous: bool = True,
     renderer: str = "fast",
 ) -> gym.Env[Any, Any]:
-    """Entry point of the compat ``CarRacing-v2``: v3's env drawing v2's score text,
-    wrapped in :class:`~relic_rl.environments.carracing.CarRacingV2Termination`.
+    """The compat ``CarRacing-v2``: v3 drawing v2's score text, in ``CarRacingV2Termination``.
 
-    The keyword arguments are those of gymnasium's ``CarRacing`` (explicit, so that a
-    misspelled one raises a ``TypeError`` naming it), plus ``renderer``.
-
-    :param render_mode: ``None``, ``"human"``, ``"rgb_array"`` or ``"state_pixels"``.
-    :param verbose: print track generation messages.
-    :param lap_complete_percent: fraction of tiles to visit before a lap counts.
-    :param domain_randomize: random background and track colours on every reset.
-    :param continuous: Box actions (steer, gas, brake) if True, else 5 discrete actions.
-    :param renderer: ``"fast"`` (relic-rl's pixel-identical renderer; gymnasium's own on
-        an unverified gymnasium release) or ``"stock"`` (gymnasium's).
-    :return: the env.
-    :raises EnvCreationError: for an unknown ``renderer``.
+    gymnasium's ``CarRacing`` arguments (explicit, so a misspelled one raises a ``TypeError`` naming it),
+    plus ``renderer`` (``"fast"`` or ``"stock"``; :class:`EnvCreationError` for others).
     """
-    env = _build(
-        renderer,
-        CarRacingV2Pixels,
-        FastCarRacingV2Pixels,
-        render_mode=render_mode,
-        verbose=verbose,
-        lap_complete_percent=lap_complete_percent,
-        domain_randomize=domain_randomize,
-        continuous=continuous,
-    )
-    return CarRacingV2Termination(env)
+    args = (render_mode, verbose, lap_complete_percent, domain_randomize, continuous)
+    return CarRacingV2Termination(_build(renderer, CarRacingV2Pixels, FastCarRacingV2Pixels, *args))
 
 
 def make_carracing_v3(
@@ -116,23 +78,9 @@ def make_carracing_v3(
     continuous: bool = True,
     renderer: str = "fast",
 ) -> gym.Env[Any, Any]:
-    """Entry point relic-rl's env factory uses for ``CarRacing-v3``: gymnasium's env with
-    the renderer chosen by ``renderer`` (arguments as :func:`make_carracing_v2`).
-
-    :return: :class:`~relic_rl.environments.fast_carracing.FastCarRacing` or gymnasium's
-        ``CarRacing``.
-    :raises EnvCreationError: for an unknown ``renderer``.
-    """
-    return _build(
-        renderer,
-        CarRacing,
-        FastCarRacing,
-        render_mode=render_mode,
-        verbose=verbose,
-        lap_complete_percent=lap_complete_percent,
-        domain_randomize=domain_randomize,
-        continuous=continuous,
-    )
+    """The factory's ``CarRacing-v3`` with the chosen renderer (as :func:`make_carracing_v2`)."""
+    args = (render_mode, verbose, lap_complete_percent, domain_randomize, continuous)
+    return _build(renderer, CarRacing, FastCarRacing, *args)
 
 
 # gymnasium reads the render modes of an entry point from its `metadata`.

@@ -6,12 +6,7 @@ from relic_rl.errors import UserError
 
 
 class EnvCreationError(UserError):
-    """An env cannot be created: unknown id, missing optional dependency, rejected
-    ``env_kwargs``, or observations that are not images.
-
-    The message is one paragraph that says what was asked, what went wrong and what to
-    do about it.
-    """
+    """An env cannot be created; the message says what was asked, what went wrong and what to do."""
 
 
 BOX2D_HINT = 'CarRacing needs Box2D and pygame: pip install "relic-rl[box2d]" (Box2D builds need swig).'

@@ -3,7 +3,6 @@
 One env (:func:`make_env_fn`), innermost first::
 
     gym.make(env_id, **env_kwargs)       # preset env_kwargs, overridden by the user's
-                                         # (CarRacing: relic-rl's fast renderer, see carracing.py)
     -> Monitor                           # raw env: true game scores and episode lengths
     -> AtariWrapper                      # atari family only
     -> FrameSkip(frame_skip)             # if frame_skip > 1
@@ -15,16 +14,14 @@ and the vectorised env (:func:`make_vec_env`)::
 
     DummyVecEnv | SubprocVecEnv -> VecFrameStack(frame_stack) -> VecTransposeImage
 
-so the policy sees channels-first ``uint8`` images, e.g. ``(2, 64, 64)`` for CarRacing.
-
-Monitor sits directly on the raw env, as in Stable-Baselines3's and rl-zoo3's
-``make_vec_env``: the recorded returns are the game's own (before Atari reward
-clipping), an Atari episode spans all lives, and lengths count env steps (before
-frame skipping).
+so the policy sees channels-first ``uint8`` images. Monitor sits on the raw env (as in SB3's and
+rl-zoo3's ``make_vec_env``): returns before Atari reward clipping, Atari episodes spanning all lives,
+lengths in env steps before frame skipping.
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 import os
 import warnings
@@ -69,32 +66,23 @@ def _is_atari(env_id: str, preset: EnvPreset) -> bool:
     return preset.atari_wrapper or strip_module(env_id).startswith("ALE/")
 
 
-def _register_ale() -> None:
-    """Register ale-py's envs with gymnasium (gymnasium >= 1.0 no longer does it by itself)."""
-    try:
-        import ale_py
-    except ImportError as e:
-        raise EnvCreationError(f"Cannot import ale-py ({e}). {ATARI_HINT}") from None
-    gym.register_envs(ale_py)
-
-
 def prepare_registry(env_id: str, preset: EnvPreset) -> None:
-    """Register what ``env_id`` needs before ``gym.make``: the compat ``CarRacing-v2``,
-    or ale-py's Atari envs. Cheap and idempotent; runs in every (subprocess) worker.
+    """Register the compat ``CarRacing-v2`` or ale-py's Atari envs if ``env_id`` needs them (idempotent).
 
-    :param env_id: the env id (``module:`` prefix allowed).
-    :param preset: its family preset.
     :raises EnvCreationError: if ale-py is needed but missing.
     """
     if strip_module(env_id) == CARRACING_V2_ID:
         register_carracing_v2()
     if _is_atari(env_id, preset):
-        _register_ale()
+        try:
+            import ale_py
+        except ImportError as e:
+            raise EnvCreationError(f"Cannot import ale-py ({e}). {ATARI_HINT}") from None
+        gym.register_envs(ale_py)  # gymnasium >= 1.0 no longer registers them by itself
 
 
 def _accepted_kwargs(env_id: str) -> list[str] | None:
-    """Keyword names the env's constructor accepts, or None if it takes ``**kwargs`` or
-    cannot be inspected."""
+    """Keyword names the env's constructor accepts; None for ``**kwargs`` or when not inspectable."""
     target = make_target(env_id)
     spec = gym.registry.get(strip_module(env_id)) if isinstance(target, str) else target
     if spec is None or spec.entry_point is None:
@@ -106,11 +94,8 @@ def _accepted_kwargs(env_id: str) -> list[str] | None:
         return None
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
         return None
-    return [
-        p.name
-        for p in params
-        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    ]
+    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return [p.name for p in params if p.kind in named]
 
 
 def _missing_module_name(exc: BaseException) -> str | None:
@@ -123,14 +108,10 @@ def _missing_module_name(exc: BaseException) -> str | None:
 
 
 def _needs_box2d(env_id: str, preset: EnvPreset, exc: BaseException) -> bool:
+    if preset.family == "carracing" or strip_module(env_id).startswith("CarRacing"):
+        return True
     text = str(exc).lower()
-    return (
-        preset.family == "carracing"
-        or "box2d" in text
-        or "pygame" in text
-        or _missing_module_name(exc) in ("Box2D", "pygame")
-        or strip_module(env_id).startswith("CarRacing")
-    )
+    return "box2d" in text or "pygame" in text or _missing_module_name(exc) in ("Box2D", "pygame")
 
 
 def make_raw_env(
@@ -139,15 +120,10 @@ def make_raw_env(
     env_kwargs: Mapping[str, Any],
     user_kwargs: Mapping[str, Any] | None = None,
 ) -> gym.Env[Any, Any]:
-    """``gym.make(env_id, **env_kwargs)`` with every failure turned into an
-    :class:`EnvCreationError` that says what to do.
+    """``gym.make(env_id, **env_kwargs)``, every failure turned into an :class:`EnvCreationError`.
 
-    :param env_id: the env id (``module:EnvId`` allowed).
-    :param preset: its family preset (for dependency hints).
-    :param env_kwargs: the merged keyword arguments for ``gym.make``.
-    :param user_kwargs: the part of ``env_kwargs`` the user gave (to attribute a
-        rejected keyword); ``None`` means all of them.
-    :return: the env, before any relic-rl wrapper.
+    :param user_kwargs: the part of ``env_kwargs`` the user gave (to attribute a rejected keyword);
+        ``None`` means all of them.
     """
     prepare_registry(env_id, preset)
     try:
@@ -155,7 +131,6 @@ def make_raw_env(
             if is_carracing_v2_compat(strip_module(env_id)):
                 # gymnasium warns that v2 is "out of date"; using it is deliberate here.
                 warnings.filterwarnings("ignore", message=r".*is out of date.*")
-            # relic-rl's CarRacing-v3 entry point (fast renderer); other ids as they are.
             return gym.make(make_target(env_id), **env_kwargs)
     except (gym_error.UnregisteredEnv, gym_error.DeprecatedEnv) as e:
         raise EnvCreationError(
@@ -236,7 +211,7 @@ def _check_hwc_image(env: gym.Env[Any, Any], env_id: str, preset: EnvPreset, wha
 
 
 def monitor_path(monitor_dir: str | Path, rank: int) -> Path:
-    """The CSV that Monitor writes for env ``rank`` in ``monitor_dir``: ``<rank>.monitor.csv``."""
+    """The CSV that Monitor writes for env ``rank`` in ``monitor_dir``."""
     return Path(monitor_dir) / f"{rank}{MONITOR_SUFFIX}"
 
 
@@ -251,20 +226,9 @@ def _check_monitor_free(monitor_dir: str | Path, ranks: range) -> None:
 
 @dataclass(frozen=True)
 class EnvFactory:
-    """A picklable ``() -> gym.Env`` that builds one preprocessed env (see module doc).
+    """A picklable ``() -> gym.Env`` building one preprocessed env; made by :func:`make_env_fn`.
 
-    Made by :func:`make_env_fn`; plain data, so it travels to subprocess workers
-    (``forkserver`` / ``spawn``) by pickling.
-
-    :param env_id: the env id (``module:EnvId`` allowed).
-    :param preset: the family preset.
-    :param env_kwargs: keyword arguments for ``gym.make`` (preset's, merged with the user's).
-    :param user_kwargs: the user's part of ``env_kwargs`` (for messages).
-    :param rank: index of this env in the vectorised env (Monitor file name, seed offset).
-    :param seed: base seed; the action space is seeded with ``seed + rank``. The reset
-        seed is set by the VecEnv (:func:`make_vec_env` calls ``seed(seed)``).
-    :param monitor_dir: folder for ``<rank>.monitor.csv``, or None for no file.
-    :param atari_wrapper_kwargs: keyword arguments for ``AtariWrapper``.
+    ``env_kwargs`` are the preset's merged with the user's (``user_kwargs``, kept for messages).
     """
 
     env_id: str
@@ -277,23 +241,35 @@ class EnvFactory:
     atari_wrapper_kwargs: dict[str, Any] = field(default_factory=dict)
 
     def __call__(self) -> gym.Env[Any, Any]:
-        """Create the env."""
         env = make_raw_env(self.env_id, self.preset, self.env_kwargs, self.user_kwargs)
         _check_pixels(env, self.env_id)
+        filename = None
         if self.monitor_dir is not None:
             _check_monitor_free(self.monitor_dir, range(self.rank, self.rank + 1))
             os.makedirs(self.monitor_dir, exist_ok=True)
-            env = Monitor(env, filename=os.path.join(self.monitor_dir, str(self.rank)))
-        else:
-            env = Monitor(env)
-        env = self._preprocess(env)
+            filename = os.path.join(self.monitor_dir, str(self.rank))
+        env = self._preprocess(Monitor(env, filename=filename))
         if self.seed is not None:
             env.action_space.seed(self.seed + self.rank)
         return env
 
     def _preprocess(self, env: gym.Env[Any, Any]) -> gym.Env[Any, Any]:
+        preset = self.preset
         try:
-            return self._apply_wrappers(env)
+            if preset.atari_wrapper:
+                from stable_baselines3.common.atari_wrappers import AtariWrapper
+
+                env = AtariWrapper(env, **self.atari_wrapper_kwargs)
+            if preset.frame_skip > 1:
+                env = FrameSkip(env, preset.frame_skip)
+            if preset.resize is not None:
+                _check_hwc_image(env, self.env_id, preset, f"resize {list(preset.resize)}", rgb=False)
+                env = gym.wrappers.ResizeObservation(env, (preset.resize[0], preset.resize[1]))
+            if preset.grayscale:
+                _check_hwc_image(env, self.env_id, preset, "grayscale", rgb=True)
+                env = gym.wrappers.GrayscaleObservation(env, keep_dim=True)
+            space = env.observation_space
+            return AddChannelAxis(env) if isinstance(space, spaces.Box) and len(space.shape) == 2 else env
         except gym_error.DependencyNotInstalled as e:
             # Resizing (and SB3's AtariWrapper) need OpenCV, a dependency of relic-rl itself.
             raise EnvCreationError(
@@ -301,25 +277,6 @@ class EnvFactory:
                 'Reinstall relic-rl with its dependencies (`pip install "relic-rl"` pulls in '
                 "opencv-python-headless)."
             ) from e
-
-    def _apply_wrappers(self, env: gym.Env[Any, Any]) -> gym.Env[Any, Any]:
-        preset = self.preset
-        if preset.atari_wrapper:
-            from stable_baselines3.common.atari_wrappers import AtariWrapper
-
-            env = AtariWrapper(env, **self.atari_wrapper_kwargs)
-        if preset.frame_skip > 1:
-            env = FrameSkip(env, preset.frame_skip)
-        if preset.resize is not None:
-            _check_hwc_image(env, self.env_id, preset, f"resize {list(preset.resize)}", rgb=False)
-            env = gym.wrappers.ResizeObservation(env, (preset.resize[0], preset.resize[1]))
-        if preset.grayscale:
-            _check_hwc_image(env, self.env_id, preset, "grayscale", rgb=True)
-            env = gym.wrappers.GrayscaleObservation(env, keep_dim=True)
-        space = env.observation_space
-        if isinstance(space, spaces.Box) and len(space.shape) == 2:
-            env = AddChannelAxis(env)
-        return env
 
 
 def make_env_fn(
@@ -332,19 +289,13 @@ def make_env_fn(
     monitor_dir: str | Path | None = None,
     atari_wrapper_kwargs: Mapping[str, Any] | None = None,
 ) -> Callable[[], gym.Env[Any, Any]]:
-    """A function that creates env number ``rank``, preprocessed by ``preset``.
+    """A picklable callable (an :class:`EnvFactory`) creating env ``rank``, preprocessed by ``preset``.
 
-    :param env_id: gymnasium env id; ``module:EnvId`` imports ``module`` first (also in
-        subprocess workers) so that it can register ``EnvId``.
-    :param preset: the family preset, e.g. from :func:`~relic_rl.environments.family_for`.
+    :param env_id: gymnasium env id; ``module:EnvId`` imports ``module`` first (also in workers).
     :param seed: base seed (the action space gets ``seed + rank``), or None.
-    :param rank: index of the env (Monitor file ``<rank>.monitor.csv``, seed offset).
-    :param env_kwargs: keyword arguments for ``gym.make``, overriding the preset's
-        ``env_kwargs`` key by key.
-    :param monitor_dir: folder for the Monitor CSV, or None to keep episode statistics
-        in memory only. An existing ``<rank>.monitor.csv`` is never overwritten.
+    :param env_kwargs: ``gym.make`` keyword arguments, overriding the preset's key by key.
+    :param monitor_dir: folder for ``<rank>.monitor.csv`` (never overwritten), or None for memory only.
     :param atari_wrapper_kwargs: ``AtariWrapper`` options, overriding the preset's.
-    :return: a picklable callable (an :class:`EnvFactory`).
     """
     user_kwargs = dict(env_kwargs or {})
     merged_atari = {**preset.atari_wrapper_kwargs, **dict(atari_wrapper_kwargs or {})}
@@ -366,12 +317,8 @@ def make_env_fn(
 
 
 def _wants_transpose(space: spaces.Space) -> bool:
-    if isinstance(space, spaces.Dict):
-        return any(
-            is_image_space(sub) and not is_image_space_channels_first(sub)  # type: ignore[arg-type]
-            for sub in space.spaces.values()
-        )
-    return is_image_space(space) and not is_image_space_channels_first(space)  # type: ignore[arg-type]
+    subspaces = space.spaces.values() if isinstance(space, spaces.Dict) else [space]
+    return any(is_image_space(s) and not is_image_space_channels_first(s) for s in subspaces)  # type: ignore[arg-type]
 
 
 def make_vec_env(
@@ -386,32 +333,18 @@ def make_vec_env(
     start_method: StartMethod | None = None,
     atari_wrapper_kwargs: Mapping[str, Any] | None = None,
 ) -> VecEnv:
-    """Create ``n_envs`` preprocessed copies of ``env_id`` as one Stable-Baselines3 VecEnv.
+    """``n_envs`` preprocessed copies of ``env_id`` as one SB3 VecEnv (channels-first observations).
 
-    The stack is described in the module docstring; observations come out
-    channels-first. Env ``i`` resets with seed ``seed + i`` at the first reset
-    (``VecEnv.seed``), so two VecEnvs made with the same arguments give identical
-    observations for identical actions.
+    Env ``i`` resets with seed ``seed + i`` first, so equal arguments and actions give equal observations.
+    ``env_id``, ``seed`` (None: unseeded), ``env_kwargs``, ``monitor_dir`` and ``atari_wrapper_kwargs``
+    are as for :func:`make_env_fn`.
 
-    :param env_id: gymnasium env id, e.g. ``"CarRacing-v2"``, ``"ALE/Pong-v5"`` or
-        ``"my_pkg.envs:MyPixelEnv-v0"``.
-    :param n_envs: number of envs (>= 1).
-    :param seed: base seed, or None for unseeded envs.
-    :param vec_env: ``"dummy"`` (all envs in this process, one after the other) or
-        ``"subproc"`` (one process per env).
-    :param env_kwargs: keyword arguments for ``gym.make``, overriding the preset's.
-    :param monitor_dir: folder for ``<rank>.monitor.csv`` files, or None.
-    :param preset: the family preset; None looks it up with
-        :func:`~relic_rl.environments.family_for`.
-    :param start_method: for ``"subproc"``: ``"forkserver"`` or ``"spawn"``; None lets
-        Stable-Baselines3 choose (forkserver where available, else spawn). Both start
-        clean interpreters, which is safe with PyTorch threads (``fork`` is not offered:
-        it can deadlock). Workers re-import relic-rl and the ``module`` of a
-        ``module:EnvId`` id, so those must be importable there.
-    :param atari_wrapper_kwargs: ``AtariWrapper`` options, overriding the preset's.
-    :return: the VecEnv.
-    :raises EnvCreationError: for an unknown id, a missing optional dependency, rejected
-        ``env_kwargs``, non-image observations or an existing Monitor file.
+    :param vec_env: ``"dummy"`` (all envs in this process) or ``"subproc"`` (one process per env).
+    :param preset: the family preset; None looks it up with :func:`~relic_rl.environments.family_for`.
+    :param start_method: for ``"subproc"``: ``"forkserver"`` or ``"spawn"`` (``fork`` can deadlock with
+        PyTorch threads); None lets SB3 choose. Workers must be able to import a ``module:EnvId`` module.
+    :raises EnvCreationError: for an unknown id, a missing optional dependency, rejected ``env_kwargs``,
+        non-image observations or an existing Monitor file.
     """
     if isinstance(n_envs, bool) or not isinstance(n_envs, int) or n_envs < 1:
         raise EnvCreationError(f"n_envs must be an integer >= 1, got {n_envs!r}.")
@@ -426,31 +359,19 @@ def make_vec_env(
         preset = family_for(env_id)
     if monitor_dir is not None:
         _check_monitor_free(monitor_dir, range(n_envs))
-    env_fns = [
-        make_env_fn(
-            env_id,
-            preset,
-            seed=seed,
-            rank=rank,
-            env_kwargs=env_kwargs,
-            monitor_dir=monitor_dir,
-            atari_wrapper_kwargs=atari_wrapper_kwargs,
-        )
-        for rank in range(n_envs)
-    ]
+    make = functools.partial(
+        make_env_fn,
+        env_id,
+        preset,
+        seed=seed,
+        env_kwargs=env_kwargs,
+        atari_wrapper_kwargs=atari_wrapper_kwargs,
+    )
+    env_fns = [make(rank=rank, monitor_dir=monitor_dir) for rank in range(n_envs)]
     venv: VecEnv
     if vec_env == "subproc":
-        # Build one env here first: a worker that fails while creating its env dies with a
-        # traceback and a broken pipe, whereas here the EnvCreationError reaches the caller.
-        probe = make_env_fn(
-            env_id,
-            preset,
-            seed=seed,
-            rank=0,
-            env_kwargs=env_kwargs,
-            atari_wrapper_kwargs=atari_wrapper_kwargs,
-        )()
-        probe.close()
+        # A worker failing to create its env dies with a broken pipe; here the error reaches the caller.
+        make(rank=0)().close()
         venv = SubprocVecEnv(env_fns, start_method=start_method)
     else:
         venv = DummyVecEnv(env_fns)

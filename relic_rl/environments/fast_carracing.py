@@ -1,48 +1,17 @@
 """``FastCarRacing``: gymnasium's CarRacing with the same pixels, rendered about 2.5x faster.
 
-gymnasium's CarRacing renders every step (the observation *is* the rendered frame), and
-its renderer spends most of its time in Python: each of ~1,000 background, grass and
-road polygons is rotated vertex by vertex with ``pygame.math.Vector2.rotate_rad``, culled
-against the window in a generator expression, and then, if visible (typically 40-80 of
-them), drawn with ``pygame.gfxdraw``. It also loads the score font from disk and renders
-the score text on every frame. Box2D physics is a small fraction of a step.
-
-:class:`FastCarRacing` keeps gymnasium's physics, track generation, rewards and episode
-logic (it is a subclass and overrides only rendering) and changes how the frame is
-computed, never what is drawn:
-
-* all polygon vertices of a frame are rotated, scaled, translated and culled in one
-  batch of float64 NumPy operations that repeat ``Vector2.rotate_rad``'s arithmetic
-  (angle reduced with ``fmod``, the exact-quarter-turn special cases, then
-  ``cos*x - sin*y`` and ``sin*x + cos*y``) and the stock ``c * zoom + t`` operation by
-  operation, so every coordinate handed to pygame is the same double as the stock
-  renderer's, in the same order, with the same colours;
-* the static geometry (playfield, grass, and the road once per track) is turned into
-  arrays once, not per frame;
-* rendered score texts are kept (by their string) instead of opening the font file and
-  rendering the text on every frame;
-* the car is drawn by the same vectorised transform with the same pygame primitives as
-  ``Car.draw``;
-* with frame skipping, the frames nobody observes are not drawn at all
-  (:meth:`FastCarRacing.skip_next_observation`, used by
-  :class:`~relic_rl.environments.wrappers.FrameSkip`): the physics steps, the frame that is
-  returned is drawn once, from the same state the stock env would have drawn it from.
-
-Everything that reaches a pygame drawing call (primitive, coordinates, colour, order) is
-identical, so observations and ``rgb_array`` frames are bit-identical to the stock env's;
-the test suite checks this frame by frame.
-
-The renderer is tied to the gymnasium code it reproduces: it is used only for the
-gymnasium versions in :data:`VERIFIED_GYMNASIUM`, and only where :func:`rotate` matches
-this pygame build's ``Vector2.rotate_rad`` bit for bit (checked once per process). Else
-the class renders with gymnasium's own methods and says so once
-(:func:`fast_renderer_usable`).
+The stock renderer rotates ~1,000 polygons vertex by vertex with ``Vector2.rotate_rad`` and renders
+the score font every frame. Here all vertices of a frame are transformed and culled in one batch of
+float64 NumPy operations repeating pygame's arithmetic operation by operation (so pygame draws the same
+doubles in the same order); static geometry, score texts and surfaces are kept; and frames that frame
+skipping never observes are not drawn (:meth:`FastCarRacing.skip_next_observation`). Frames are
+bit-identical to the stock env's; where :func:`fast_renderer_usable` says no, gymnasium's code renders.
 """
 
 from __future__ import annotations
 
+import functools
 import math
-from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -83,7 +52,6 @@ __all__ = [
     "to_screen",
 ]
 
-# The culling box of the stock `_draw_colored_polygon`: a vertex inside it keeps the polygon.
 _CULL_LOW = -MAX_SHAPE_DIM
 _CULL_HIGH_X = WINDOW_W + MAX_SHAPE_DIM
 _CULL_HIGH_Y = WINDOW_H + MAX_SHAPE_DIM
@@ -92,8 +60,7 @@ _CULL_HIGH_Y = WINDOW_H + MAX_SHAPE_DIM
 def to_screen(
     points: NDArray[np.float64], angle: float, zoom: float, translation: tuple[float, float]
 ) -> NDArray[np.float64]:
-    """World ``(..., 2)`` points to window coordinates as the stock renderer computes them:
-    ``rotate_rad(angle)``, then ``c * zoom + translation`` per axis."""
+    """World ``(..., 2)`` points to window coordinates as the stock renderer computes them."""
     out = rotate(points, angle)
     out *= zoom
     out[..., 0] += translation[0]
@@ -103,73 +70,32 @@ def to_screen(
 
 def _static_polygons() -> NDArray[np.float64]:
     """The playfield and the 400 grass patches, in the stock drawing order, as ``(401, 4, 2)``."""
-    bounds = PLAYFIELD
-    polygons = [[(bounds, bounds), (bounds, -bounds), (-bounds, -bounds), (-bounds, bounds)]]
-    for x in range(-20, 20, 2):
-        for y in range(-20, 20, 2):
-            polygons.append(
-                [
-                    (GRASS_DIM * x + GRASS_DIM, GRASS_DIM * y + 0),
-                    (GRASS_DIM * x + 0, GRASS_DIM * y + 0),
-                    (GRASS_DIM * x + 0, GRASS_DIM * y + GRASS_DIM),
-                    (GRASS_DIM * x + GRASS_DIM, GRASS_DIM * y + GRASS_DIM),
-                ]
-            )
-    return np.array(polygons, dtype=np.float64)
+    b, g = PLAYFIELD, GRASS_DIM
+    grass = [
+        [(g * x + g, g * y + 0), (g * x + 0, g * y + 0), (g * x + 0, g * y + g), (g * x + g, g * y + g)]
+        for x in range(-20, 20, 2)
+        for y in range(-20, 20, 2)
+    ]
+    return np.array([[(b, b), (b, -b), (-b, -b), (-b, b)], *grass], dtype=np.float64)
 
 
 _STATIC_POLYGONS = _static_polygons()
 _N_STATIC = len(_STATIC_POLYGONS)
 
 
-class _ScoreTexts:
-    """Rendered score texts, shared by the envs of a process (least recently used dropped).
-
-    The stock renderer opens the default font file and renders the score on every frame,
-    although the text changes only every ~10 steps. Here a rendered text is kept as a
-    plain surface keyed by its string; a text not seen before is rendered as the stock
-    renderer does, with a freshly opened font. No ``pygame.font.Font`` is kept, so
-    ``pygame.quit()`` or ``pygame.font.quit()`` between frames cannot leave a stale font
-    behind (a surface does not depend on the font module once rendered).
-    """
-
-    def __init__(self, capacity: int = 256) -> None:
-        self.capacity = capacity
-        self.surfaces: OrderedDict[str, pygame.Surface] = OrderedDict()
-
-    def get(self, text: str) -> pygame.Surface:
-        surface = self.surfaces.get(text)
-        if surface is not None:
-            self.surfaces.move_to_end(text)
-            return surface
-        font = pygame.font.Font(pygame.font.get_default_font(), 42)
-        surface = font.render(text, True, (255, 255, 255), (0, 0, 0))
-        self.surfaces[text] = surface
-        if len(self.surfaces) > self.capacity:
-            self.surfaces.popitem(last=False)
-        return surface
-
-
-_SCORE_TEXTS = _ScoreTexts()
+@functools.lru_cache(maxsize=256)
+def _score_text(text: str) -> pygame.Surface:
+    """The score ``text`` as the stock renderer draws it, kept per process (the stock one renders it
+    every frame). No font is kept, so ``pygame.quit()`` between frames cannot leave a stale one."""
+    font = pygame.font.Font(pygame.font.get_default_font(), 42)
+    return font.render(text, True, (255, 255, 255), (0, 0, 0))
 
 
 class FastCarRacing(CarRacing):
-    """gymnasium's ``CarRacing`` with a faster, pixel-identical renderer.
+    """gymnasium's ``CarRacing`` with a faster, pixel-identical renderer (same arguments and behaviour).
 
-    Takes exactly the constructor arguments of gymnasium's ``CarRacing``
-    (``render_mode``, ``verbose``, ``lap_complete_percent``, ``domain_randomize``,
-    ``continuous``) and behaves identically: same physics, tracks, rewards,
-    ``terminated``/``truncated``/``info``, and ``np.array_equal`` observations and
-    ``rgb_array`` frames for the same seed and actions. Only the time a step takes
-    differs (see the module docstring for how).
-
-    ``render_mode`` ``"rgb_array"``, ``"state_pixels"`` and ``"human"`` keep their
-    meaning. On a gymnasium release outside :data:`VERIFIED_GYMNASIUM`, or where the
-    arithmetic self-check fails (:func:`fast_renderer_usable`), it renders with gymnasium's
-    own code (warning once); :attr:`fast_render` tells which is in use.
-
-    Unlike the stock env, ``self.surf`` (the last frame's window-sized surface) is reused
-    from frame to frame instead of being reallocated.
+    ``self.surf`` is reused from frame to frame; :attr:`fast_render` tells whether the fast renderer is
+    in use (else gymnasium's, see :func:`fast_renderer_usable`).
     """
 
     # Declared here because the stock constructor sets them to None (mypy would infer None).
@@ -184,15 +110,7 @@ class FastCarRacing(CarRacing):
         domain_randomize: bool = False,
         continuous: bool = True,
     ) -> None:
-        super().__init__(
-            render_mode=render_mode,
-            verbose=verbose,
-            lap_complete_percent=lap_complete_percent,
-            domain_randomize=domain_randomize,
-            continuous=continuous,
-        )
-        #: True when this env renders with the fast renderer, False when it fell back to
-        #: gymnasium's (unverified gymnasium release, or pygame arithmetic it cannot reproduce).
+        super().__init__(render_mode, verbose, lap_complete_percent, domain_randomize, continuous)
         self.fast_render: bool = fast_renderer_usable()
         self._road_source: list[Any] | None = None
         self._road_count = -1
@@ -200,34 +118,20 @@ class FastCarRacing(CarRacing):
         self._canvas: pygame.Surface | None = None
         self._flipped: pygame.Surface | None = None
         self._canvas_format: tuple[Any, ...] | None = None
-        # Frame skipping: the next observation is not drawn (skip_next_observation), and the
-        # score of a frame that was skipped, for drawing it later (render_skipped_observation).
+        # Frame skipping: skip the next observation; the score of a skipped frame, to draw it later.
         self._skip_next = False
         self._skipped_score: float | None = None
 
-    # -- frames nobody observes --------------------------------------------------
-
     def skip_next_observation(self) -> None:
-        """Do not draw the observation of the next :meth:`step`.
+        """Make the next :meth:`step` return a copy of the previous observation instead of drawing one.
 
-        For frame skipping, where only every k-th frame is observed. The next ``step``
-        runs the physics, rewards and episode logic as always, but instead of drawing the
-        ``state_pixels`` frame it returns a copy of the previous observation in its place;
-        :meth:`render_skipped_observation` draws the skipped frame afterwards if it is
-        needed after all (the episode ended inside the skip). ``render_mode="human"``
-        windows are still drawn on every step. :meth:`reset` cancels a pending skip.
+        :meth:`render_skipped_observation` draws it if needed after all; ``"human"`` windows are still
+        drawn; :meth:`reset` cancels a pending skip.
         """
         self._skip_next = True
 
     def render_skipped_observation(self) -> Any:
-        """The observation of the last step, drawn now if that step skipped it.
-
-        The frame is the one the stock env draws inside ``step``: the state after the
-        physics step, with the score as it was at that point (before the step's -0.1),
-        so it is pixel-identical to a step that was not skipped.
-
-        :return: the ``(96, 96, 3)`` uint8 observation.
-        """
+        """The last step's observation, drawn now (score before the step's -0.1) if it was skipped."""
         if self._skipped_score is None:
             return self.state
         score = self.reward
@@ -245,8 +149,6 @@ class FastCarRacing(CarRacing):
         self._skipped_score = None
         return super().reset(seed=seed, options=options)
 
-    # -- frame -----------------------------------------------------------------
-
     def _render(self, mode: str) -> Any:
         if mode == "state_pixels":
             if self._skip_next:
@@ -259,19 +161,16 @@ class FastCarRacing(CarRacing):
         if not self.fast_render:
             return super()._render(mode)
         assert mode in self.metadata["render_modes"]
-
         pygame.font.init()
         if self.screen is None and mode == "human":
             pygame.display.init()
             self.screen = pygame.display.set_mode((WINDOW_W, WINDOW_H))
         if self.clock is None:
             self.clock = pygame.time.Clock()
-
         if "t" not in self.__dict__:
             return None  # reset() not called yet
 
         self.surf = self._blank_canvas()
-
         assert self.car is not None
         angle = -self.car.hull.angle
         # Animating first second zoom.
@@ -280,16 +179,11 @@ class FastCarRacing(CarRacing):
         scroll_y = -(self.car.hull.position[1]) * zoom
         scroll = pygame.math.Vector2((scroll_x, scroll_y)).rotate_rad(angle)
         trans = (WINDOW_W / 2 + scroll[0], WINDOW_H / 4 + scroll[1])
-
         self._render_road(zoom, trans, angle)
         self._draw_car(zoom, trans, angle, mode not in ["state_pixels_list", "state_pixels"])
-
         self.surf = self._flip_vertically(self.surf)
-
-        # showing stats
         self._render_indicators(WINDOW_W, WINDOW_H)
-
-        text = _SCORE_TEXTS.get(f"{self.reward:04.0f}")
+        text = _score_text(f"{self.reward:04.0f}")
         text_rect = text.get_rect()
         text_rect.center = (60, WINDOW_H - WINDOW_H * 2.5 / 40.0)
         self.surf.blit(text, text_rect)
@@ -311,12 +205,8 @@ class FastCarRacing(CarRacing):
     def _blank_canvas(self) -> pygame.Surface:
         """A black window-sized surface in the format ``pygame.Surface((W, H))`` has now.
 
-        The stock renderer allocates two fresh 3.2 MB surfaces per frame (the canvas and
-        its flipped copy); touching fresh pages costs more than drawing. Here both are
-        kept and the canvas is cleared, which gives the same all-zero pixels. The format
-        of a new surface follows the display (``"human"`` mode sets one), so it is
-        checked on every frame with a 1x1 probe.
-        """
+        Fresh 3.2 MB surfaces per frame cost more than drawing, so canvas and flipped copy are kept;
+        the format follows the display (``"human"`` mode sets one), so a 1x1 probe checks it."""
         probe = pygame.Surface((1, 1))
         fmt = (probe.get_bitsize(), probe.get_masks(), probe.get_flags())
         if self._canvas is None or fmt != self._canvas_format:
@@ -328,47 +218,36 @@ class FastCarRacing(CarRacing):
         return self._canvas
 
     def _flip_vertically(self, canvas: pygame.Surface) -> pygame.Surface:
-        """``pygame.transform.flip(canvas, False, True)`` written into a kept surface.
-
-        A row-reversed copy of the pixels, so the result is the same; 32-bit surfaces are
-        copied with NumPy into the kept surface, other depths use pygame's flip.
-        """
+        """``pygame.transform.flip(canvas, False, True)``, into the kept surface for 32-bit surfaces."""
         flipped = self._flipped
         if flipped is None or canvas.get_bytesize() != 4:
             return pygame.transform.flip(canvas, False, True)
         source = pygame.surfarray.pixels2d(canvas)
         target = pygame.surfarray.pixels2d(flipped)
-        # pixels2d is indexed [x, y]; rows are reversed along y.
-        target[...] = source[:, ::-1]
+        target[...] = source[:, ::-1]  # pixels2d is indexed [x, y]
         del source, target  # unlock both surfaces before anything blits to them
         return flipped
 
-    # -- background, grass and road ------------------------------------------------
-
     def _road_polygons(self) -> NDArray[np.float64]:
-        """Playfield, grass and road polygons of the current track as ``(P, 4, 2)``,
-        rebuilt only when ``road_poly`` is replaced or grows."""
+        """Playfield, grass and road polygons as ``(P, 4, 2)``, rebuilt when ``road_poly`` changes."""
         road_poly = self.road_poly
         if road_poly is not self._road_source or len(road_poly) != self._road_count:
+            self._polygons = _STATIC_POLYGONS
             if road_poly:
                 road = np.array([[(p[0], p[1]) for p in poly] for poly, _ in road_poly], dtype=np.float64)
                 self._polygons = np.concatenate([_STATIC_POLYGONS, road.reshape(-1, 4, 2)])
-            else:
-                self._polygons = _STATIC_POLYGONS
             self._road_source = road_poly
             self._road_count = len(road_poly)
         return self._polygons
 
     def _render_road(self, zoom: float, translation: Any, angle: float) -> None:
-        polygons = self._road_polygons()
-        screen = to_screen(polygons, angle, zoom, (translation[0], translation[1]))
+        screen = to_screen(self._road_polygons(), angle, zoom, (translation[0], translation[1]))
         x = screen[..., 0]
         y = screen[..., 1]
+        # The culling box of the stock `_draw_colored_polygon`: a vertex inside keeps the polygon.
         inside = (x >= _CULL_LOW) & (x <= _CULL_HIGH_X) & (y >= _CULL_LOW) & (y <= _CULL_HIGH_Y)
         visible = np.asarray(inside.any(axis=1))
         visible[0] = True  # the playfield is drawn unclipped
-        surf = self.surf
-        road_poly = self.road_poly
         indices = np.flatnonzero(visible)
         for index, points in zip(indices.tolist(), screen[indices].tolist(), strict=True):
             if index == 0:
@@ -377,73 +256,57 @@ class FastCarRacing(CarRacing):
                 color = self.grass_color
             else:
                 # Read per frame: touching a tile recolours it in place.
-                color = [int(c) for c in road_poly[index - _N_STATIC][1]]
-            gfxdraw.aapolygon(surf, points, color)
-            gfxdraw.filled_polygon(surf, points, color)
-
-    # -- car ----------------------------------------------------------------------
+                color = [int(c) for c in self.road_poly[index - _N_STATIC][1]]
+            gfxdraw.aapolygon(self.surf, points, color)
+            gfxdraw.filled_polygon(self.surf, points, color)
 
     def _draw_car(self, zoom: float, translation: Any, angle: float, draw_particles: bool) -> None:
-        """``Car.draw``: the same primitives, colours and order, with every vertex of the
-        frame transformed in one batch."""
+        """``Car.draw``: the same primitives, colours and order, all vertices transformed in one batch."""
         car = self.car
         assert car is not None
-        surface = self.surf
         world: list[tuple[float, float]] = []
         # (draw lines?, colour, first vertex, end vertex) per primitive, in drawing order.
         shapes: list[tuple[bool, Any, int, int]] = []
-        if draw_particles:
-            for p in car.particles:
-                start = len(world)
-                world.extend(p.poly)
-                shapes.append((True, p.color, start, len(world)))
+
+        def add(lines: bool, color: Any, vertices: Any, transform: Any = None) -> None:
+            start = len(world)
+            if transform is not None:
+                vertices = [(w[0], w[1]) for w in [transform * v for v in vertices]]
+            world.extend(vertices)
+            shapes.append((lines, color, start, len(world)))
+
+        for p in car.particles if draw_particles else ():
+            add(True, p.color, p.poly)
         for obj in car.drawlist:
             color = [int(c * 255) for c in obj.color]
-            wheel = "phase" in obj.__dict__
             for f in obj.fixtures:
-                trans = f.body.transform
-                start = len(world)
-                world.extend((v[0], v[1]) for v in [trans * v for v in f.shape.vertices])
-                shapes.append((False, color, start, len(world)))
-                if not wheel:
-                    continue
-                white = _wheel_stripe(obj.phase)
-                if white is None:
-                    continue
-                start = len(world)
-                world.extend((v[0], v[1]) for v in [trans * v for v in white])
-                shapes.append((False, car_dynamics.WHEEL_WHITE, start, len(world)))
+                add(False, color, f.shape.vertices, f.body.transform)
+                white = _wheel_stripe(obj.phase) if "phase" in obj.__dict__ else None
+                if white is not None:
+                    add(False, car_dynamics.WHEEL_WHITE, white, f.body.transform)
         if not shapes:
             return
         points = to_screen(np.array(world, dtype=np.float64), angle, zoom, (translation[0], translation[1]))
         for lines, color, start, end in shapes:
             path = points[start:end].tolist()
             if lines:
-                pygame.draw.lines(surface, color=color, points=path, width=2, closed=False)
+                pygame.draw.lines(self.surf, color=color, points=path, width=2, closed=False)
             else:
-                pygame.draw.polygon(surface, color=color, points=path)
+                pygame.draw.polygon(self.surf, color=color, points=path)
 
 
 def _wheel_stripe(phase: float) -> list[tuple[float, float]] | None:
-    """The wheel's white stripe in wheel coordinates as ``Car.draw`` computes it, or None
-    when it is not drawn (both edges on the far side of the wheel)."""
-    a1 = phase
-    a2 = phase + 1.2  # radians
-    s1 = math.sin(a1)
-    s2 = math.sin(a2)
-    c1: Any = math.cos(a1)
-    c2: Any = math.cos(a2)
+    """The wheel's white stripe as ``Car.draw`` computes it (same roundings), or None when not visible."""
+    s1 = math.sin(phase)
+    s2 = math.sin(phase + 1.2)
     if s1 > 0 and s2 > 0:
         return None
-    if s1 > 0:
-        c1 = np.sign(c1)
-    if s2 > 0:
-        c2 = np.sign(c2)
-    wheel_w, wheel_r, size = car_dynamics.WHEEL_W, car_dynamics.WHEEL_R, car_dynamics.SIZE
-    # Same expressions (and so the same roundings) as Car.draw.
+    c1: Any = np.sign(math.cos(phase)) if s1 > 0 else math.cos(phase)
+    c2: Any = np.sign(math.cos(phase + 1.2)) if s2 > 0 else math.cos(phase + 1.2)
+    w, r, size = car_dynamics.WHEEL_W, car_dynamics.WHEEL_R, car_dynamics.SIZE
     return [
-        (-wheel_w * size, +wheel_r * c1 * size),
-        (+wheel_w * size, +wheel_r * c1 * size),
-        (+wheel_w * size, +wheel_r * c2 * size),
-        (-wheel_w * size, +wheel_r * c2 * size),
+        (-w * size, +r * c1 * size),
+        (+w * size, +r * c1 * size),
+        (+w * size, +r * c2 * size),
+        (-w * size, +r * c2 * size),
     ]

@@ -1,24 +1,15 @@
-"""Which renderer relic-rl's CarRacing envs draw with, decided in one place.
+"""Which renderer relic-rl's CarRacing envs draw with (the ``renderer`` env kwarg), decided in one place.
 
-relic-rl's ``CarRacing-v2`` and the ``CarRacing-v3`` its factory builds take a ``renderer``
-env kwarg: ``"fast"`` (default, :class:`~relic_rl.environments.fast_carracing.FastCarRacing`,
-pixel-identical to gymnasium's) or ``"stock"`` (gymnasium's own). ``"fast"`` falls back to
-gymnasium's renderer, saying so once per process and reason, when
-
-* the installed gymnasium is outside :data:`VERIFIED_GYMNASIUM` (the releases whose
-  rendering code the fast renderer reproduces), or
-* this pygame build's ``Vector2.rotate_rad`` gives other doubles than :func:`rotate`
-  (checked once per process), which pixel identity rests on.
-
-This module needs neither Box2D nor pygame to import (pygame is imported by the arithmetic
-check only), so the start summary can say which renderer a run uses
-(:func:`renderer_note`) without building an env. It imports nothing of the CarRacing env
-modules; they import it.
+``"fast"`` (default, :class:`~relic_rl.environments.fast_carracing.FastCarRacing`) falls back to
+``"stock"`` (gymnasium's own), warning once per process and reason, when the installed gymnasium is
+outside :data:`VERIFIED_GYMNASIUM` or this pygame build's ``Vector2.rotate_rad`` gives other doubles
+than :func:`rotate`. Importing this module needs neither Box2D nor pygame.
 """
 
 from __future__ import annotations
 
 import math
+import re
 import warnings
 
 import gymnasium as gym
@@ -44,22 +35,17 @@ __all__ = [
 RENDERERS: tuple[str, ...] = ("fast", "stock")
 DEFAULT_RENDERER = "fast"
 
-#: gymnasium releases whose CarRacing rendering code the fast renderer reproduces:
-#: ``(lowest verified, first unverified)``, compared on (major, minor, micro).
+#: gymnasium releases whose CarRacing rendering the fast renderer reproduces: (lowest, first unverified).
 VERIFIED_GYMNASIUM: tuple[tuple[int, int, int], tuple[int, int, int]] = ((1, 4, 0), (1, 5, 0))
 
 _WARNED_UNSUPPORTED = False
 _ARITHMETIC_OK: bool | None = None
 _WARNED_ARITHMETIC = False
+_FALLBACK = "CarRacing renders with gymnasium's own (slower) renderer. Observations are unaffected."
 
 
 def check_renderer(renderer: object) -> str:
-    """Validate the ``renderer`` env kwarg.
-
-    :param renderer: the value given.
-    :return: it, when valid.
-    :raises EnvCreationError: naming the accepted values otherwise.
-    """
+    """The ``renderer`` env kwarg, validated (:class:`EnvCreationError` for an invalid one)."""
     if not isinstance(renderer, str) or renderer not in RENDERERS:
         raise EnvCreationError(
             f"CarRacing's env kwarg renderer must be one of {list(RENDERERS)}, got {renderer!r}: "
@@ -70,34 +56,21 @@ def check_renderer(renderer: object) -> str:
 
 
 def _version_tuple(version: str) -> tuple[int, int, int]:
-    """``"1.4.0"`` -> ``(1, 4, 0)``; pre-release or local suffixes are ignored (``"1.5.0rc1"``
-    -> ``(1, 5, 0)``); missing parts count as 0."""
-    parts: list[int] = []
-    for piece in version.split(".")[:3]:
-        digits = ""
-        for ch in piece:
-            if not ch.isdigit():
-                break
-            digits += ch
-        parts.append(int(digits) if digits else 0)
-        if digits != piece:
-            break
-    while len(parts) < 3:
-        parts.append(0)
-    return parts[0], parts[1], parts[2]
+    """``"1.5.0rc1"`` -> ``(1, 5, 0)``: the leading numeric parts; missing parts count as 0."""
+    match = re.match(r"(\d*)(?:\.(\d*))?(?:\.(\d*))?", version)
+    assert match is not None  # every string matches
+    major, minor, micro = (int(p or 0) for p in match.groups())
+    return major, minor, micro
 
 
-def _dotted(version: tuple[int, int, int]) -> str:
-    return ".".join(map(str, version))
+def _verified_range() -> str:
+    return ",<".join(".".join(map(str, v)) for v in VERIFIED_GYMNASIUM)
 
 
 def fast_render_supported(version: str | None = None, *, warn: bool = True) -> bool:
-    """Whether the fast renderer is verified for this gymnasium version.
+    """Whether the fast renderer is verified for gymnasium ``version`` (None: the installed one).
 
-    :param version: a gymnasium version string; None means the installed one.
-    :param warn: on an unverified version, warn (once per process) that the stock
-        renderer is used instead.
-    :return: True if ``VERIFIED_GYMNASIUM[0] <= version < VERIFIED_GYMNASIUM[1]``.
+    :param warn: on an unverified version, warn (once per process) that the stock renderer is used.
     """
     global _WARNED_UNSUPPORTED
     installed = gym.__version__ if version is None else version
@@ -106,10 +79,9 @@ def fast_render_supported(version: str | None = None, *, warn: bool = True) -> b
     if not supported and warn and not _WARNED_UNSUPPORTED:
         _WARNED_UNSUPPORTED = True
         warnings.warn(
-            "relic-rl's fast CarRacing renderer is verified for gymnasium "
-            f">={_dotted(low)},<{_dotted(high)}, but gymnasium {installed} is installed; CarRacing "
-            "renders with gymnasium's own (slower) renderer. Observations are unaffected. Install a "
-            "verified gymnasium to get the faster renderer.",
+            f"relic-rl's fast CarRacing renderer is verified for gymnasium >={_verified_range()}, but "
+            f"gymnasium {installed} is installed; {_FALLBACK} Install a verified gymnasium to get the "
+            "faster renderer.",
             RuntimeWarning,
             stacklevel=2,
         )
@@ -124,13 +96,8 @@ _VECTOR_EPSILON = 1e-6
 
 
 def rotation(angle: float) -> tuple[float, float, int]:
-    """The rotation ``pygame.math.Vector2.rotate_rad(angle)`` applies, as
-    ``(cos, sin, quarter)``.
-
-    ``quarter`` is -1 for a general angle (use ``cos`` and ``sin``) or 0-3 when pygame
-    treats the angle as an exact multiple of a quarter turn (then ``cos``/``sin`` are
-    unused and coordinates are swapped and negated exactly).
-    """
+    """The rotation ``Vector2.rotate_rad(angle)`` applies, as ``(cos, sin, quarter)``: ``quarter`` is -1,
+    or 0-3 when pygame treats the angle as exact quarter turns (coordinates swapped and negated)."""
     a = math.fmod(angle, _TWO_PI)
     if a < 0:
         a += _TWO_PI
@@ -140,38 +107,26 @@ def rotation(angle: float) -> tuple[float, float, int]:
 
 
 def rotate(points: NDArray[np.float64], angle: float) -> NDArray[np.float64]:
-    """Rotate ``(..., 2)`` points by ``angle`` radians, bit-identically to pygame's
-    ``Vector2(p).rotate_rad(angle)`` for every point."""
+    """Rotate ``(..., 2)`` points by ``angle``, bit-identically to ``Vector2(p).rotate_rad(angle)``."""
     x = points[..., 0]
     y = points[..., 1]
     cos, sin, quarter = rotation(angle)
     out = np.empty(points.shape, dtype=np.float64)
-    if quarter == 0:
-        out[..., 0] = x
-        out[..., 1] = y
-    elif quarter == 1:
-        out[..., 0] = -y
-        out[..., 1] = x
-    elif quarter == 2:
-        out[..., 0] = -x
-        out[..., 1] = -y
-    elif quarter == 3:
-        out[..., 0] = y
-        out[..., 1] = -x
-    else:
+    if quarter < 0:
         # Two products, then the sum: the same three roundings as pygame's C code.
         out[..., 0] = cos * x - sin * y
         out[..., 1] = sin * x + cos * y
+        return out
+    for _ in range(quarter):
+        x, y = -y, x
+    out[..., 0] = x
+    out[..., 1] = y
     return out
 
 
 def _arithmetic_matches_pygame() -> bool:
-    """Whether :func:`rotate` gives pygame's ``Vector2.rotate_rad`` doubles on this platform.
-
-    Pixel identity rests on it; a pygame build whose C compiler fuses ``cos*x - sin*y``
-    into one rounding (or a changed algorithm) would break it. Checked on 64 angles,
-    general and at quarter turns, with 8 points each.
-    """
+    """Whether :func:`rotate` gives pygame's doubles here (a compiler fusing ``cos*x - sin*y`` into one
+    rounding would not), on 64 angles, general and at quarter turns."""
     import pygame
 
     rng = np.random.default_rng(12345)
@@ -190,7 +145,7 @@ def _arithmetic_matches_pygame() -> bool:
 
 
 def _arithmetic_ok() -> bool:
-    """The arithmetic self-check, run once per process."""
+    """The arithmetic self-check, cached per process."""
     global _ARITHMETIC_OK
     if _ARITHMETIC_OK is None:
         _ARITHMETIC_OK = _arithmetic_matches_pygame()
@@ -198,12 +153,8 @@ def _arithmetic_ok() -> bool:
 
 
 def fast_renderer_usable(*, warn: bool = True) -> bool:
-    """Whether :class:`~relic_rl.environments.fast_carracing.FastCarRacing` can render here:
-    a verified gymnasium release (:func:`fast_render_supported`) and pygame arithmetic that
-    :func:`rotate` reproduces bit for bit (checked once per process; needs pygame).
-
-    :param warn: warn (once per process and reason) when it cannot.
-    """
+    """Whether ``FastCarRacing`` can render here: a verified gymnasium and pygame arithmetic that
+    :func:`rotate` reproduces (needs pygame); ``warn``: warn once per process and reason if not."""
     global _WARNED_ARITHMETIC
     if not fast_render_supported(warn=warn):
         return False
@@ -212,8 +163,7 @@ def fast_renderer_usable(*, warn: bool = True) -> bool:
         _WARNED_ARITHMETIC = True
         warnings.warn(
             "relic-rl's fast CarRacing renderer cannot reproduce this pygame build's Vector2 rotation "
-            "bit for bit, so CarRacing renders with gymnasium's own (slower) renderer. Observations are "
-            "unaffected.",
+            f"bit for bit, so {_FALLBACK}",
             RuntimeWarning,
             stacklevel=2,
         )
@@ -221,38 +171,28 @@ def fast_renderer_usable(*, warn: bool = True) -> bool:
 
 
 def use_fast_renderer(renderer: object, *, warn: bool = True) -> bool:
-    """The decision relic-rl's CarRacing entry points act on: whether ``renderer`` (the env
-    kwarg) asks for the fast renderer and it is usable here.
+    """Whether ``renderer`` asks for the fast renderer and it is usable (warning as above if not).
 
-    :param renderer: ``"fast"`` or ``"stock"``.
-    :param warn: warn (once per process and reason) when ``"fast"`` falls back.
-    :raises EnvCreationError: for another ``renderer``.
+    :raises EnvCreationError: for a ``renderer`` other than ``"fast"`` or ``"stock"``.
     """
     return check_renderer(renderer) == "fast" and fast_renderer_usable(warn=warn)
 
 
 def renderer_status(renderer: object) -> str | None:
-    """Which renderer ``renderer`` gives on this installation, in a sentence for a run's start
-    summary; None for an invalid value (creating the env reports that). Never warns."""
+    """The start summary's sentence on the renderer ``renderer`` gives here; None if invalid. Never warns."""
     if renderer == "stock":
         return "CarRacing renders with gymnasium's own renderer (renderer=stock)."
     if renderer != "fast":
         return None
+    own = "CarRacing renders with gymnasium's own renderer: relic-rl's fast renderer"
     if not fast_render_supported(warn=False):
-        low, high = VERIFIED_GYMNASIUM
-        return (
-            "CarRacing renders with gymnasium's own renderer: relic-rl's fast renderer is verified for "
-            f"gymnasium >={_dotted(low)},<{_dotted(high)}, not {gym.__version__}."
-        )
+        return f"{own} is verified for gymnasium >={_verified_range()}, not {gym.__version__}."
     try:
         ok = _arithmetic_ok()
     except ImportError:
         ok = True  # no pygame: creating the env reports the missing box2d extra
     if not ok:
-        return (
-            "CarRacing renders with gymnasium's own renderer: relic-rl's fast renderer cannot reproduce "
-            "this pygame build's arithmetic bit for bit."
-        )
+        return f"{own} cannot reproduce this pygame build's arithmetic bit for bit."
     return (
         "CarRacing renders with relic-rl's fast renderer (pixel-identical to gymnasium's; "
         "--env-kwargs renderer=stock for gymnasium's own)."

@@ -8,9 +8,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-#: Wrappers that hand a step's observation through unchanged: a :class:`FrameSkip` above
-#: only these may leave skipped frames undrawn (an observation wrapper in between would
-#: need every frame). Matched by exact type, subclasses may transform.
+#: Wrappers (exact types) that hand observations through unchanged, so a :class:`FrameSkip` above
+#: them may leave skipped frames undrawn.
 PASS_THROUGH_WRAPPERS: tuple[str, ...] = (
     "gymnasium.wrappers.common.TimeLimit",
     "gymnasium.wrappers.common.OrderEnforcing",
@@ -20,40 +19,23 @@ PASS_THROUGH_WRAPPERS: tuple[str, ...] = (
 )
 
 
-def _qualified_name(obj: object) -> str:
-    cls = type(obj)
-    return f"{cls.__module__}.{cls.__qualname__}"
-
-
 def skipping_env(env: gym.Env[Any, Any]) -> Any | None:
-    """The innermost env of ``env`` if it can skip drawing observations
-    (``skip_next_observation`` / ``render_skipped_observation``, as
-    :class:`~relic_rl.environments.fast_carracing.FastCarRacing` has) and every wrapper
-    on the way hands observations through unchanged (:data:`PASS_THROUGH_WRAPPERS`);
-    else None."""
+    """The innermost env if it can skip drawing observations (as ``FastCarRacing``) and every wrapper on
+    the way is in :data:`PASS_THROUGH_WRAPPERS`; else None."""
     while isinstance(env, gym.Wrapper):
-        if _qualified_name(env) not in PASS_THROUGH_WRAPPERS:
+        if f"{type(env).__module__}.{type(env).__qualname__}" not in PASS_THROUGH_WRAPPERS:
             return None
         env = env.env
-    has_skip = callable(getattr(env, "skip_next_observation", None))
-    return env if has_skip and callable(getattr(env, "render_skipped_observation", None)) else None
+    methods = ("skip_next_observation", "render_skipped_observation")
+    return env if all(callable(getattr(env, m, None)) for m in methods) else None
 
 
 class FrameSkip(gym.Wrapper[Any, Any, Any, Any]):
-    """Repeat each action ``skip`` times and return the sum of the rewards.
+    """Repeat each action ``skip`` times, summing rewards and stopping when the episode ends
+    (rl-zoo3's ``FrameSkip``: no max-pool).
 
-    Stops early when the episode terminates or is truncated, and returns the last
-    observation and ``info`` (the convention of rl-zoo3's ``FrameSkip``, used by its
-    tuned CarRacing preset). Unlike Atari's ``MaxAndSkipEnv`` there is no max-pool.
-
-    Only the last frame of a skip is observed, so when the env can leave frames undrawn
-    (relic-rl's :class:`~relic_rl.environments.fast_carracing.FastCarRacing`, see
-    :func:`skipping_env`) the ``skip - 1`` frames before it are stepped without being
-    drawn, and a frame at which the episode ends inside the skip is drawn then. What the
-    wrapper returns is the same either way (observations bit for bit).
-
-    :param env: the env to wrap.
-    :param skip: number of env steps per agent step (>= 1; 1 changes nothing).
+    When the env can leave frames undrawn (:func:`skipping_env`), the ``skip - 1`` unobserved frames are
+    not drawn (an episode end inside the skip draws its frame); the results are identical either way.
     """
 
     def __init__(self, env: gym.Env[Any, Any], skip: int) -> None:
@@ -69,30 +51,22 @@ class FrameSkip(gym.Wrapper[Any, Any, Any, Any]):
         return self._skipping is not None
 
     def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
-        """Step ``skip`` times (fewer if the episode ends) with the same action."""
         total_reward = 0.0
-        base = self._skipping
         for i in range(self.skip):
-            unobserved = base is not None and i < self.skip - 1
-            if unobserved:
-                assert base is not None
-                base.skip_next_observation()
+            undrawn = self._skipping if i < self.skip - 1 else None
+            if undrawn is not None:
+                undrawn.skip_next_observation()
             obs, reward, terminated, truncated, info = self.env.step(action)
             total_reward += float(reward)
             if terminated or truncated:
-                if unobserved:
-                    assert base is not None
-                    obs = base.render_skipped_observation()
+                if undrawn is not None:
+                    obs = undrawn.render_skipped_observation()
                 break
         return obs, total_reward, terminated, truncated, info
 
 
 class AddChannelAxis(gym.ObservationWrapper[Any, Any, Any]):
-    """Turn ``(H, W)`` image observations into ``(H, W, 1)`` so image pipelines see a
-    channel axis (Stable-Baselines3 treats only 3-D ``Box`` spaces as images).
-
-    :param env: an env whose observation space is a 2-D ``Box``.
-    """
+    """Turn ``(H, W)`` observations (a 2-D ``Box``) into ``(H, W, 1)``: SB3 takes only 3-D images."""
 
     def __init__(self, env: gym.Env[Any, Any]) -> None:
         super().__init__(env)
@@ -100,11 +74,8 @@ class AddChannelAxis(gym.ObservationWrapper[Any, Any, Any]):
         if not (isinstance(space, spaces.Box) and len(space.shape) == 2):
             raise ValueError(f"AddChannelAxis needs a 2-D Box observation space, got {space}.")
         self.observation_space = spaces.Box(
-            low=space.low[..., None],
-            high=space.high[..., None],
-            dtype=space.dtype,
+            low=space.low[..., None], high=space.high[..., None], dtype=space.dtype
         )
 
     def observation(self, observation: Any) -> np.ndarray:
-        """Add a trailing channel axis."""
         return np.asarray(observation)[..., None]
