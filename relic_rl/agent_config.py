@@ -60,12 +60,19 @@ OPTIMIZERS: dict[str, type[optim.Optimizer]] = {
     "sgd": optim.SGD,
 }
 
-#: Constructor arguments a preset never sets as such: the CLI does (--env, --seed, --device, --quiet,
-#: the run folder's TensorBoard logs), or the ``policy``, ``policy_kwargs`` and ``relic`` keys do.
-RESERVED_ALGO_KWARGS = (
-    *("self", "policy", "env", "policy_kwargs", "tensorboard_log", "verbose", "seed", "device"),
-    *("_init_setup_model", "relic"),
-)
+#: Constructor arguments a preset never sets as such, and what sets them instead.
+RESERVED_ALGO_KWARGS: dict[str, str] = {
+    "self": "",
+    "policy": "use the `policy` key",
+    "env": "built from --env",
+    "policy_kwargs": "use the `policy_kwargs` key",
+    "tensorboard_log": "the run folder holds the TensorBoard logs",
+    "verbose": "use --quiet",
+    "seed": "use --seed",
+    "device": "use --device",
+    "_init_setup_model": "",
+    "relic": "use the `relic:` block",
+}
 
 #: Constructor arguments that take Python classes, which a YAML preset cannot name safely.
 UNSETTABLE_ALGO_KWARGS = ("rollout_buffer_class", "replay_buffer_class")
@@ -237,7 +244,9 @@ def _number_or_schedule(value: Any, where: str) -> float | Schedule:
 
 @dataclass(frozen=True)
 class NormalizeConfig:
-    """Settings of SB3's ``VecNormalize`` for the training env (``norm_obs`` must stay false)."""
+    """Settings of SB3's ``VecNormalize`` for the training env (``norm_obs`` must stay false):
+    ``norm_reward`` scales rewards by a running estimate of the return's std; ``clip_obs`` and
+    ``clip_reward`` are VecNormalize's clips (> 0)."""
 
     norm_obs: bool = False
     norm_reward: bool = True
@@ -293,7 +302,11 @@ def _int_list(value: Any, where: str) -> list[int]:
     return [as_int(v, f"{where}[{i}]", minimum=1) for i, v in enumerate(value)]
 
 
-def _net_arch(value: Any, where: str, algo: str) -> list[int] | dict[str, list[int]]:
+#: ``policy_kwargs.net_arch``: one list for all heads, or one list per head.
+NetArch = list[int] | dict[str, list[int]]
+
+
+def _net_arch(value: Any, where: str, algo: str) -> NetArch:
     """``[64, 64]`` (shared or single network), or ``{pi: [...], vf: [...]}`` / ``{pi, qf}``."""
     if not isinstance(value, Mapping):
         return _int_list(value, where)
@@ -453,7 +466,10 @@ class AgentConfig:
 
     ``n_timesteps``, ``eval_freq`` and ``checkpoint_freq`` count env steps summed over envs;
     ``eval_episodes=0`` turns evaluation off; ``normalize=None`` means no VecNormalize; ``env_kwargs``
-    go to ``gym.make`` over the env family's; ``frame_stack``/``frame_skip`` override the family's."""
+    go to ``gym.make`` over the env family's; ``frame_stack``/``frame_skip`` override the family's.
+    ``policy`` is the policy alias (``CnnPolicy``; ``CnnLstmPolicy`` for ``ppo_lstm``); ``policy_kwargs``
+    the typed policy arguments; ``relic`` the auxiliary loss's settings; ``hyperparams`` the SB3
+    constructor's arguments (numbers, or :class:`Schedule` / :class:`ActionNoiseSpec` objects)."""
 
     algo: str
     n_envs: int = 1
@@ -598,6 +614,7 @@ def select_preset(
     """Find the preset block of ``algo`` for ``env_id``, or the block called ``name`` (``--preset``).
 
     :return: ``(key, copy of the block, "agents/ppo.yaml [key]")``.
+    :raises PresetError: for a missing or malformed file, no matching block, or no block called ``name``.
     """
     presets = load_agent_presets(algo, directory)
     path = agent_preset_path(algo, directory)
@@ -621,7 +638,10 @@ _ASSIGNMENT_EXAMPLES = {
 
 def parse_assignments(items: Sequence[str], flag: str) -> list[tuple[tuple[str, ...], Any]]:
     """Parse ``key=value`` items (``a.b=value`` for nesting; values read with ``yaml.safe_load``)
-    into ``(key path, value)`` pairs; ``flag`` names the flag in messages."""
+    into ``(key path, value)`` pairs; ``flag`` names the flag in messages.
+
+    :raises PresetError: for an item without ``=``, an empty key part or invalid YAML.
+    """
     parsed: list[tuple[tuple[str, ...], Any]] = []
     for item in items:
         key, sep, text = item.partition("=")

@@ -29,7 +29,8 @@ from relic_rl.policies import (
 
 
 def relic_policy_kwargs(policy_kwargs: dict[str, Any] | None, relic: ReLICConfig | None) -> dict[str, Any]:
-    """A copy of ``policy_kwargs`` with the ReLIC extractor and its config (default ``ReLICConfig()``).
+    """A copy of ``policy_kwargs`` with the ReLIC extractor and its config; ``relic=None`` keeps one already
+    in ``features_extractor_kwargs``, else uses ``ReLICConfig()``.
 
     :raises ValueError: for a non-ReLIC extractor class, or a ``relic`` given twice or not a ``ReLICConfig``.
     """
@@ -192,6 +193,7 @@ class AlgorithmInfo:
 
     :param path: ``module:Class`` of the ReLIC algorithm class, imported on first use.
     :param image_policy: the policy alias presets use.
+    :param on_policy: collects rollouts of ``n_envs x n_steps`` and then updates.
     :param actions: the action spaces it acts in: ``any``, ``discrete`` or ``box``.
     :param heads: the keys of a ``net_arch`` mapping, or None when ``net_arch`` is a list.
     :param extra: the pip extra that provides it, or None.

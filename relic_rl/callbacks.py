@@ -134,7 +134,8 @@ def save_model_atomically(model: BaseAlgorithm, model_path: Path, vecnormalize_p
 
 class CheckpointCallback(_PhaseCallback):
     """Save ``checkpoints/model_<T>_steps.zip`` (+ VecNormalize) every ``freq`` env steps (never with
-    non-finite parameters) and update ``status.yaml``; ``keep``: how many to keep (None: all)."""
+    non-finite parameters) and update ``status.yaml``; ``keep``: how many to keep (None: all). The check
+    runs at rollout starts, so a checkpoint's step is a rollout boundary."""
 
     def __init__(
         self,
@@ -193,7 +194,9 @@ EvalListener = Callable[[str, int, float, float, list[float]], None]
 
 class EvaluationCallback(BaseCallback):
     """Evaluate every ``freq`` env steps; log ``<prefix>/mean_reward``, ``std_reward`` and
-    ``mean_ep_length`` as SB3's ``EvalCallback`` does, and append the Monitor's returns to a CSV.
+    ``mean_ep_length`` as SB3's ``EvalCallback`` does, and append the Monitor's returns (the game's,
+    before reward normalisation or clipping) to ``log``'s CSV (``timesteps, mean_reward, std_reward,
+    episode_rewards``).
 
     :param eval_env: for a normalised training env a VecNormalize with ``training=False`` (synced).
     :param last_timesteps: timesteps of the last row already in the CSV (after a resume).

@@ -29,7 +29,9 @@ def _integer(low: int) -> Callable[[Any], bool]:
 _BOOL: tuple[Callable[[Any], bool], str] = (lambda v: isinstance(v, bool), "a bool (true/false)")
 
 #: field -> (check, what is expected), checked in this order by ``ReLICConfig.__post_init__``.
-_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
+#: Field checks in the order they run; ``objective`` (``None`` here) is checked against the registry as it
+#: is when the config is built.
+_CHECKS: dict[str, tuple[Callable[[Any], bool], str] | None] = {
     **dict.fromkeys(("enabled", "normalize", "ema_critic", "clean_view"), _BOOL),
     "aux_weight": (_number(0), "a finite number >= 0 (0 disables the auxiliary loss)"),
     "kl_weight": (_number(0), "a finite number >= 0 (0 disables the invariance penalty)"),
@@ -48,6 +50,7 @@ _CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
         lambda v: isinstance(v, tuple) and all(map(_integer(1), v)),
         "a sequence of positive integers, e.g. (256,) or () for linear",
     ),
+    "objective": None,
     "divergence": (lambda v: v in DIVERGENCES, f"one of {list(DIVERGENCES)}"),
     "augmentation": (
         lambda v: isinstance(v, str) and bool(v.strip()),
@@ -70,7 +73,9 @@ class ReLICConfig:
     :param aux_weight: lambda, the loss's scale against the RL loss: 0.1, as InfoNCE starts near
         ``log(batch)`` while SB3's losses are O(0.1-1) and share its gradient clip.
     :param kl_weight: alpha, weight of the invariance penalty (0: plain InfoNCE).
-    :param n_views: augmented views per observation; every ordered pair of distinct views is a pair.
+    :param temperature: tau of the softmax over the batch (> 0; 0.1 the usual value).
+    :param divergence: the invariance penalty's divergence, ``"kl"`` or ``"js"``.
+    :param n_views: augmented views per observation (>= 2); every ordered pair of distinct views is compared.
     :param clean_view: make the first view the un-augmented observation, whose online features are
         the RL features, computed once; ``False`` augments every view.
     :param augmentation: spec for :func:`relic_rl.augmentations.make_augmentation` (default: DrQ's
@@ -114,7 +119,8 @@ class ReLICConfig:
         from relic_rl.objectives import OBJECTIVES
 
         objective = (lambda v: isinstance(v, str) and v in OBJECTIVES, f"one of {sorted(OBJECTIVES)}")
-        for name, (valid, expected) in [*_CHECKS.items(), ("objective", objective)]:
+        for name, check in _CHECKS.items():
+            valid, expected = check or objective
             value = getattr(self, name)
             if not valid(value):
                 raise ValueError(f"ReLICConfig.{name}={value!r} is invalid: expected {expected}.")

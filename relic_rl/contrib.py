@@ -3,7 +3,8 @@
 * :class:`ReLICTQC`: the encoder layouts of :class:`~relic_rl.algorithms.ReLICSAC`.
 * :class:`ReLICTRPO`: an auxiliary gradient inside TRPO's natural-gradient step is not what its trust
   region bounds, so the auxiliary loss rides on the value step only, on the value function's own
-  encoder (``share_features_extractor=False``; a shared encoder is refused).
+  encoder (``share_features_extractor=False``, the default here; a shared encoder is refused); the policy
+  encoder's auxiliary loss is off.
 * :class:`ReLICRecurrentPPO`: padded (all-zero) sequence rows are kept out of the auxiliary loss too
   (:attr:`~relic_rl.extractor.ReLICExtractor.aux_rows`).
 """

@@ -104,8 +104,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 @dataclass(frozen=True)
 class EvaluationResult:
-    """The outcome of :func:`evaluate_run`: ``returns`` are the Monitor's (the game's own score),
-    ``lengths`` in agent steps, ``seed`` the evaluation env's."""
+    """The outcome of :func:`evaluate_run`.
+
+    :param model_path: the evaluated model zip.
+    :param returns: each episode's return (the Monitor's, i.e. the game's own score).
+    :param lengths: each episode's length in agent steps.
+    :param deterministic: whether the deterministic policy acted.
+    :param domain_randomize: whether the env was domain-randomized.
+    :param seed: the evaluation env's seed.
+    """
 
     model_path: Path
     returns: list[float]
@@ -202,8 +209,17 @@ def evaluate_run(
     seed: int | None = None,
     device: str = "auto",
 ) -> EvaluationResult:
-    """Evaluate a run's final model (or ``checkpoint``, see :func:`resolve_model`) for ``episodes`` episodes;
-    ``seed`` None uses the run's seed + 10000 (as training's evaluations). UsageError for bad input."""
+    """Evaluate a run's final model (or a checkpoint) for ``episodes`` episodes.
+
+    :param run_dir: the run folder.
+    :param episodes: number of episodes.
+    :param domain_randomize: create the env with ``domain_randomize=True``.
+    :param deterministic: act deterministically.
+    :param checkpoint: see :func:`resolve_model`.
+    :param seed: evaluation env seed; None uses the run's seed + 10000 (as training's evaluations).
+    :param device: torch device (``auto``: cuda when available).
+    :raises UsageError: for a folder that is not a run, a missing model, and similar mistakes.
+    """
     extra = {"domain_randomize": True} if domain_randomize else {}
     _config, model_path, model, env, seed = _load(Path(run_dir), checkpoint, device, seed, extra)
     try:
@@ -253,7 +269,9 @@ def write_video(path: str | Path, frames: Sequence[np.ndarray], fps: float) -> P
         # H.264 in yuv420p needs even sizes; pad by one edge pixel where needed.
         height, width = frames[0].shape[:2]
         pad = ((0, height % 2), (0, width % 2), (0, 0))
-        imageio.mimsave(path, [np.pad(f, pad, mode="edge") for f in frames], fps=fps, macro_block_size=1)
+        if any(p[1] for p in pad):  # pad a copy only when needed: the frames can be large
+            frames = [np.pad(f, pad, mode="edge") for f in frames]
+        imageio.mimsave(path, list(frames), fps=fps, macro_block_size=1)
     return path
 
 

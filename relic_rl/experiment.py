@@ -199,7 +199,8 @@ def make_env(
     normalize_for_eval: bool = False,
 ) -> VecEnv:
     """A VecEnv of ``n_envs`` envs from base seed ``seed``, built like the run's training env, with
-    ``extra_env_kwargs`` on top of the run's; ``normalize_for_eval`` wraps a normalising run's env in a
+    ``extra_env_kwargs`` on top of the run's, Monitor CSVs in ``monitor_dir`` (None: none) and ``vec_env``
+    ``"dummy"`` or ``"subproc"``; ``normalize_for_eval`` wraps a normalising run's env in a
     frozen VecNormalize (``training=False``, raw rewards), as evaluation envs must be."""
     env_kwargs = {**config.agent.env_kwargs, **(extra_env_kwargs or {})}
     env = make_vec_env(
@@ -430,19 +431,25 @@ def train(
     """Build the run of ``config`` once and train it into ``run_dir`` (``config.yaml`` written when
     missing), or continue it from ``resume_from``.
 
-    Writes ``status.yaml``, TensorBoard events, Monitor CSVs, evaluations, checkpoints and
-    ``final_model.zip`` (+ ``vecnormalize.pkl``). Ctrl-C saves a checkpoint (``interrupted``);
-    NaN/inf in losses or parameters gives ``failed``, keeping the last good checkpoint. A resume
-    restores model, optimizer, VecNormalize statistics and timestep counter and drops later
-    evaluation rows; episodes restart and off-policy replay buffers (not checkpointed) start empty.
+    Writes ``status.yaml`` (running at start and at every checkpoint, then the final state), TensorBoard
+    events, Monitor CSVs, evaluations, checkpoints and ``final_model.zip`` (+ ``vecnormalize.pkl``).
+    Ctrl-C saves a checkpoint (``interrupted``); NaN/inf in losses or parameters gives ``failed``,
+    keeping the last good checkpoint. A resume restores model, optimizer, VecNormalize statistics and
+    timestep counter and drops later evaluation rows; episodes restart and off-policy replay buffers
+    (not checkpointed) start empty.
 
     :param device: None uses ``config.device``.
+    :param progress: show a progress bar.
+    :param quiet: print nothing but errors.
+    :param callbacks: extra SB3 callbacks (e.g. :class:`~relic_rl.callbacks.StopAfterSteps`).
+    :param stream: where to print (default stdout).
     :param threads: torch threads for updates and evaluation (None: torch's current count); with
         ``vec_env="subproc"`` on-policy rollouts use one (:class:`~relic_rl.callbacks.TorchThreads`).
     :param keep_checkpoints: keep only the newest K checkpoints; 0 keeps all.
     :param on_built: called once envs, model and evaluators are built, before the first step.
     :param discard_if_unbuilt: remove ``run_dir`` (created for this call) when bad input stops the build.
-    :raises UsageError | EnvCreationError | PresetError: on bad input.
+    :raises UsageError | EnvCreationError | PresetError: on bad input (the run marked failed, unless
+        ``discard_if_unbuilt`` removes the folder).
     """
     run_dir = Path(run_dir)
     with _keep_torch_threads(), run_lock(run_dir):

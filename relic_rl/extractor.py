@@ -180,8 +180,10 @@ class ReLICExtractor(NatureCNN):
     :meth:`build_encoder`, :meth:`build_critic`, :meth:`augment`, :meth:`aux_loss`, :meth:`relic_loss`.
 
     :param observation_space: channels-first image Box ``(C, H, W)``, or a Dict holding one.
-    :param normalized_image: as for ``NatureCNN``: observations of any dtype and bounds; without
-        it a ``uint8`` Box in [0, 255] (else :class:`ObservationSpaceError`).
+    :param config: the :class:`ReLICConfig` (default ``ReLICConfig()``).
+    :param normalized_image: as for ``NatureCNN`` (SB3 passes True when ``normalize_images=False``):
+        observations of any dtype and bounds; without it a ``uint8`` Box in [0, 255] (else
+        :class:`ObservationSpaceError`).
     :param features_dim: replaces ``config.features_dim``; an encoder of another size is a ValueError.
     """
 

@@ -132,6 +132,7 @@ def relic_loss(
 
     :param online: [V, N, D] critic outputs of the online encoder.
     :param target: [V, N, D] critic outputs of the target encoder; detach it for a stop-gradient target.
+    :param temperature: softmax temperature tau > 0.
     :param kl_weight: weight alpha >= 0 of the invariance penalty.
     :param normalize: L2-normalise both inputs along D (cosine-similarity critic).
     :param divergence: ``"kl"`` (averaged over both orders of each pair of pairs) or ``"js"``.
@@ -168,7 +169,13 @@ def relic_terms(
 
 
 class ReLICLoss(nn.Module):
-    """Module wrapper of :func:`relic_loss` holding its hyperparameters (checked at construction)."""
+    """Module wrapper of :func:`relic_loss` holding its hyperparameters (checked at construction).
+
+    :param temperature: softmax temperature tau > 0.
+    :param kl_weight: alpha >= 0, weight of the invariance penalty.
+    :param normalize: L2-normalise embeddings (cosine-similarity critic).
+    :param divergence: ``"kl"`` or ``"js"``.
+    """
 
     def __init__(
         self, temperature: float = 0.1, kl_weight: float = 1.0, normalize: bool = True, divergence: str = "kl"

@@ -23,14 +23,21 @@ if TYPE_CHECKING:
 
 
 class AuxOutput(NamedTuple):
-    """A differentiable scalar ``loss`` and ``scalars`` (floats or detached 0-d tensors: ``relic/*``)."""
+    """A differentiable scalar ``loss`` (before ``aux_weight``) and ``scalars`` (floats or detached 0-d
+    tensors, averaged over the losses an optimizer step applied and logged as ``relic/<name>``)."""
 
     loss: torch.Tensor
     scalars: dict[str, torch.Tensor | float]
 
 
 class AuxObjective(nn.Module):
-    """Base class of the objectives, built as ``cls(config, dim)`` (``dim``: the critic's output D)."""
+    """Base class of the objectives, built as ``cls(config, dim)`` (``dim``: the critic's output D);
+    subclasses implement ``forward(online, target) -> AuxOutput`` on ``[V, N, D]`` tensors::
+
+        @register_objective("byol")
+        class BYOLObjective(AuxObjective):
+            def forward(self, online, target) -> AuxOutput: ...
+    """
 
     def __init__(self, config: ReLICConfig, dim: int) -> None:
         super().__init__()
@@ -47,7 +54,8 @@ OBJECTIVES: dict[str, type[AuxObjective]] = {}
 
 
 def register_objective(name: str) -> Callable[[type[AuxObjective]], type[AuxObjective]]:
-    """Class decorator registering an :class:`AuxObjective` subclass as ``name`` (ValueError if taken)."""
+    """Class decorator registering an :class:`AuxObjective` subclass as ``name`` (ValueError if the name
+    is taken or ``cls`` is not an :class:`AuxObjective`)."""
 
     def register(cls: type[AuxObjective]) -> type[AuxObjective]:
         if not (isinstance(cls, type) and issubclass(cls, AuxObjective)):

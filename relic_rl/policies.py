@@ -1,10 +1,13 @@
 """SAC and TD3 policies whose one pixel encoder is trained by the critic, as in CURL and DrQ.
 
-In SB3's layouts (``encoder_mode`` ``"separate"`` and ``"shared"``) only the actor loss trains the
-actor's encoder, so the auxiliary representation never reaches the policy. ``"critic"`` (the
-default): one encoder trained by the critic and auxiliary losses, read detached by the actor and
-by SAC's actor-loss critic call; the actor holds it as a plain attribute, out of its parameters,
-optimizer, Polyak update and state dict. The policy class is saved with the model (``SAC.load``).
+SB3's layouts (``encoder_mode``): ``"separate"``, the actor has its own encoder trained by the actor loss
+only, so the auxiliary representation never reaches the policy; ``"shared"``, one encoder trained through
+the actor loss only (SB3 computes the critic's features without gradient). ``"critic"`` (the default of
+these policies, of ``ReLICSAC``/``ReLICTD3`` and of the CLI): one encoder trained by the critic and
+auxiliary losses, read detached by the actor and by SAC's actor-loss critic call; the actor holds it as a
+plain attribute, out of its parameters, optimizer, Polyak update and state dict. The target critic has its
+own encoder, a Polyak average (SB3's ``tau``) of the online one. The policy class is saved with the model
+(``SAC.load``).
 """
 
 from __future__ import annotations

@@ -163,9 +163,15 @@ class RunConfig:
     """Everything that determines a training run (no paths, times or versions: see ``meta``).
 
     :param env_id: gymnasium env id (``module:EnvId`` allowed).
+    :param algo: key of :data:`relic_rl.algorithms.ALGORITHMS`.
+    :param aux: ``"relic"``, ``"curl"`` or ``"none"`` (the same pipeline without the auxiliary loss).
     :param seed: of the model and the training envs (evaluation: ``seed + 10_000``, ``+ 20_000``).
+    :param vec_env: ``"dummy"`` or ``"subproc"``.
+    :param device: ``"auto"``, ``"cpu"`` or ``"cuda"``, stored as requested.
     :param extractor: ``module:Class`` of a ReLICExtractor subclass, or None for the default.
-    :param agent_preset: the ``agents/<algo>.yaml`` block; ``env_preset``, ``agent``: resolved.
+    :param eval_domain_randomize: also evaluate on the env with ``domain_randomize=True``.
+    :param agent_preset: the ``agents/<algo>.yaml`` block; ``env_preset`` (with the agent's
+        ``frame_stack``/``frame_skip`` overrides), ``agent``: resolved.
     """
 
     env_id: str

@@ -66,7 +66,11 @@ def rollout_threads(update_threads: int, vec_env: str) -> int:
 def describe_threads(update_threads: int, vec_env: str, chosen: bool) -> str:
     """The start summary's line: ``"2 (update), 1 while collecting (subproc env workers)"``."""
     cap = _omp_cap()
-    source = f"OMP_NUM_THREADS={cap}" if cap else f"the idle ones of {available_cpus()} cores"
+    source = (
+        f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS'].strip()}"
+        if cap
+        else f"the idle ones of {available_cpus()} cores"
+    )
     how = "" if chosen else f" (auto: {source}; --threads N)"
     rollout = rollout_threads(update_threads, vec_env)
     if rollout == update_threads:

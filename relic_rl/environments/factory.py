@@ -339,6 +339,7 @@ def make_vec_env(
     ``env_id``, ``seed`` (None: unseeded), ``env_kwargs``, ``monitor_dir`` and ``atari_wrapper_kwargs``
     are as for :func:`make_env_fn`.
 
+    :param n_envs: number of envs, >= 1.
     :param vec_env: ``"dummy"`` (all envs in this process) or ``"subproc"`` (one process per env).
     :param preset: the family preset; None looks it up with :func:`~relic_rl.environments.family_for`.
     :param start_method: for ``"subproc"``: ``"forkserver"`` or ``"spawn"`` (``fork`` can deadlock with

@@ -110,7 +110,13 @@ class FastCarRacing(CarRacing):
         domain_randomize: bool = False,
         continuous: bool = True,
     ) -> None:
-        super().__init__(render_mode, verbose, lap_complete_percent, domain_randomize, continuous)
+        super().__init__(
+            render_mode=render_mode,
+            verbose=verbose,
+            lap_complete_percent=lap_complete_percent,
+            domain_randomize=domain_randomize,
+            continuous=continuous,
+        )
         self.fast_render: bool = fast_renderer_usable()
         self._road_source: list[Any] | None = None
         self._road_count = -1

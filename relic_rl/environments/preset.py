@@ -23,10 +23,14 @@ class EnvPreset:
 
     :param family: must equal the YAML file's stem.
     :param match: case-sensitive ``fnmatch`` patterns of env ids without a ``module:`` prefix.
+    :param description: one line for summaries.
     :param frame_skip: repeat each action this many times, summing rewards; 1 with ``atari_wrapper``.
     :param resize: ``[height, width]`` to resize image observations to, or ``None``.
     :param grayscale: convert RGB observations to one gray channel (channel axis kept).
-    :param atari_wrapper: apply SB3's ``AtariWrapper`` (which skips, resizes and grays itself).
+    :param frame_stack: consecutive observations stacked along the channel axis (1: none).
+    :param atari_wrapper: apply SB3's ``AtariWrapper`` (noop reset, episodic life, fire reset and reward
+        clipping; it also skips, resizes and grays itself).
+    :param atari_wrapper_kwargs: keyword arguments for ``AtariWrapper``.
     :param env_kwargs: default ``gym.make`` keyword arguments; the user's override them key by key.
     """
 
