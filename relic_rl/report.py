@@ -695,7 +695,9 @@ def _caption(ablation: Ablation, banded: bool) -> str:
         else f"no CI bands (fewer than {MIN_SEEDS_FOR_INTERVAL} seeds per variant)"
     )
     parts = [f"{per_variant} seeds per variant (thin lines: single seeds, thick: their mean)", evals, bands]
-    return "; ".join(p for p in parts if p) + "."
+    # One part per line when they do not fit on one, so that the title never runs past the figure's edges.
+    text = "; ".join(p for p in parts if p) + "."
+    return text if len(text) <= 100 else ";\n".join(p for p in parts if p) + "."
 
 
 def plot_curves(ablation: Ablation, *, reps: int = 2000, seed: int = 0) -> Figure:

@@ -473,6 +473,14 @@ def test_figure_with_enough_seeds_draws_hatched_distinct_bands(tmp_path: Path) -
     assert "95% bootstrap CI" in fig.get_suptitle()
 
 
+def test_figure_title_lines_fit_the_figure_width(tmp_path: Path) -> None:
+    # The caption with bands is too long for one line of the 7-inch figure: one part per line.
+    title = plot_curves(load_ablation(make_ablation(tmp_path)), reps=REPS).get_suptitle()
+    lines = title.splitlines()
+    assert len(lines) > 2 and max(map(len, lines)) <= 100
+    assert "bands: 95% bootstrap CI of the mean" in title
+
+
 def test_curl_is_compared_with_the_baseline_and_relic_with_curl(tmp_path: Path) -> None:
     root = make_ablation(tmp_path, extra={"curl": True})
     for seed, final in enumerate([50.0, 60.0, 70.0, 80.0]):
