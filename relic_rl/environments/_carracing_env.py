@@ -46,11 +46,17 @@ class FastCarRacingV2Pixels(_V2ScoreMixin, FastCarRacing):
     """:class:`~relic_rl.environments.fast_carracing.FastCarRacing` drawing the score text as v2 did."""
 
 
-def _build(renderer: str, stock: type[CarRacing], fast: type[CarRacing], **kwargs: Any) -> CarRacing:
+#: gymnasium's ``CarRacing`` arguments, in the order the two entry points pass them to :func:`_build`.
+_CARRACING_ARGS = ("render_mode", "verbose", "lap_complete_percent", "domain_randomize", "continuous")
+
+
+def _build(renderer: str, stock: type[CarRacing], fast: type[CarRacing], *args: Any) -> CarRacing:
     # A fallback is said once, by the main process (it builds an env first, also for
     # SubprocVecEnv); subprocess workers would each repeat it.
     in_worker = multiprocessing.parent_process() is not None
-    return (fast if use_fast_renderer(renderer, warn=not in_worker) else stock)(**kwargs)
+    cls = fast if use_fast_renderer(renderer, warn=not in_worker) else stock
+    # By keyword: the stock class is also what runs on gymnasium versions not verified here.
+    return cls(**dict(zip(_CARRACING_ARGS, args, strict=True)))
 
 
 def make_carracing_v2(
@@ -66,10 +72,8 @@ def make_carracing_v2(
     gymnasium's ``CarRacing`` arguments (explicit, so a misspelled one raises a ``TypeError`` naming it),
     plus ``renderer`` (``"fast"`` or ``"stock"``; :class:`EnvCreationError` for others).
     """
-    # By keyword: the stock class is also what runs on gymnasium versions not verified here.
-    kwargs = dict(render_mode=render_mode, verbose=verbose, lap_complete_percent=lap_complete_percent)
-    kwargs.update(domain_randomize=domain_randomize, continuous=continuous)
-    return CarRacingV2Termination(_build(renderer, CarRacingV2Pixels, FastCarRacingV2Pixels, **kwargs))
+    args = (render_mode, verbose, lap_complete_percent, domain_randomize, continuous)
+    return CarRacingV2Termination(_build(renderer, CarRacingV2Pixels, FastCarRacingV2Pixels, *args))
 
 
 def make_carracing_v3(
@@ -81,10 +85,8 @@ def make_carracing_v3(
     renderer: str = "fast",
 ) -> gym.Env[Any, Any]:
     """The factory's ``CarRacing-v3`` with the chosen renderer (as :func:`make_carracing_v2`)."""
-    # By keyword: the stock class is also what runs on gymnasium versions not verified here.
-    kwargs = dict(render_mode=render_mode, verbose=verbose, lap_complete_percent=lap_complete_percent)
-    kwargs.update(domain_randomize=domain_randomize, continuous=continuous)
-    return _build(renderer, CarRacing, FastCarRacing, **kwargs)
+    args = (render_mode, verbose, lap_complete_percent, domain_randomize, continuous)
+    return _build(renderer, CarRacing, FastCarRacing, *args)
 
 
 # gymnasium reads the render modes of an entry point from its `metadata`.
