@@ -105,3 +105,21 @@ def test_keep_checkpoints_zero_keeps_all(tmp_path: Path, capsys: pytest.CaptureF
     code, _, run_dir = _run(tmp_path, capsys, "--total-timesteps", "640", "--keep-checkpoints", "0")
     assert code == 0
     assert [c.timesteps for c in list_checkpoints(run_dir)] == [128, 256, 384, 512]
+
+
+def test_ctrl_c_while_the_model_is_built_marks_the_run_interrupted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from relic_rl import experiment
+    from relic_rl.errors import EXIT_INTERRUPTED
+
+    def build_model(*args: Any, **kwargs: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(experiment, "build_model", build_model)
+    code, output, run_dir = _run(tmp_path, capsys)
+    assert code == EXIT_INTERRUPTED
+    status = read_status(run_dir)
+    assert status is not None and status.state == "interrupted"
+    assert "interrupted before training started" in output and "--resume" in output
+    assert list_checkpoints(run_dir) == []
