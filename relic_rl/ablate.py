@@ -26,6 +26,7 @@ from relic_rl.ablation.runner import (
 from relic_rl.ablation.train_args import AblateError
 from relic_rl.cli_types import UserErrorParser, float_at_least, int_at_least
 from relic_rl.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from relic_rl.runs import sanitize
 
 __all__ = [
     "AblationResult",
@@ -161,12 +162,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _default_out(env_id: str) -> Path:
-    from relic_rl.runs import sanitize
-
-    return Path("ablations") / sanitize(env_id.split(":", 1)[-1])
-
-
 def _report(out: Path, reps: int, stream: TextIO) -> None:
     from relic_rl.ablation.hparams import write_hparams
     from relic_rl.report import ReportError, load_ablation, write_report
@@ -216,7 +211,7 @@ def main(argv: Sequence[str] | None = None, stream: TextIO | None = None) -> int
             relic="relic" in aux,
             curl="curl" in aux,
             train_args=train_args,
-            out=args.out if args.out is not None else _default_out(args.env),
+            out=args.out or Path("ablations") / sanitize(args.env.split(":", 1)[-1]),
             command=shlex.join(["python", "-m", "relic_rl.ablate", *argv]),
         )
         print(plan.describe(), file=out_stream, flush=True)

@@ -109,10 +109,9 @@ HYPERPARAM_RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
 
 def check_range(name: str, value: float, where: str) -> None:
     """PresetError unless ``value`` lies in ``HYPERPARAM_RANGES[name]`` (unknown names pass)."""
-    bounds = HYPERPARAM_RANGES.get(name)
-    if bounds is None:
+    if name not in HYPERPARAM_RANGES:
         return
-    low, high, low_in, high_in = bounds
+    low, high, low_in, high_in = HYPERPARAM_RANGES[name]
     too_low = low is not None and (value < low or (value == low and not low_in))
     too_high = high is not None and (value > high or (value == high and not high_in))
     if too_low or too_high:
@@ -152,8 +151,7 @@ def as_mapping(value: Any, where: str) -> dict[str, Any]:
     """A copy of a mapping with string keys; else PresetError."""
     if not isinstance(value, Mapping):
         raise PresetError(f"{where}: expected a mapping of `key: value` entries, got {_short(value)}.")
-    bad = [k for k in value if not isinstance(k, str)]
-    if bad:
+    if bad := [k for k in value if not isinstance(k, str)]:
         raise PresetError(f"{where}: keys must be strings, got {bad!r}.")
     return dict(value)
 
@@ -496,8 +494,7 @@ class AgentConfig:
         data["env_kwargs"] = _plain(self.env_kwargs, "env_kwargs")
         if self.frame_skip is None:
             del data["frame_skip"]  # so that older saved configs compare equal on resume
-        for key in sorted(self.hyperparams):
-            value = self.hyperparams[key]
+        for key, value in sorted(self.hyperparams.items()):
             if isinstance(value, Schedule):
                 value = value.to_dict()
             elif isinstance(value, ActionNoiseSpec):
@@ -520,10 +517,8 @@ class AgentConfig:
             elif key == "train_freq" and isinstance(value, list):
                 value = (value[0], value[1])
             kwargs[key] = value
-        policy_kwargs = dict(self.policy_kwargs)
-        for key, table in (("activation_fn", ACTIVATIONS), ("optimizer_class", OPTIMIZERS)):
-            if key in policy_kwargs:
-                policy_kwargs[key] = table[policy_kwargs[key]]
+        classes: dict[str, Mapping[str, type]] = {"activation_fn": ACTIVATIONS, "optimizer_class": OPTIMIZERS}
+        policy_kwargs = {k: classes[k][v] if k in classes else v for k, v in self.policy_kwargs.items()}
         return {**kwargs, "policy_kwargs": policy_kwargs, "relic": self.relic}
 
 

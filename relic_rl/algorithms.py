@@ -49,8 +49,7 @@ def relic_policy_kwargs(policy_kwargs: dict[str, Any] | None, relic: ReLICConfig
     if relic is not None and not isinstance(relic, ReLICConfig):
         raise ValueError(f"relic must be a ReLICConfig, got {type(relic).__name__}: {relic!r}.")
     extractor_kwargs.setdefault("config", relic if relic is not None else ReLICConfig())
-    kwargs["features_extractor_kwargs"] = extractor_kwargs
-    return kwargs
+    return {**kwargs, "features_extractor_kwargs": extractor_kwargs}
 
 
 def relic_extractors(policy: nn.Module) -> dict[str, ReLICExtractor]:

@@ -28,9 +28,8 @@ def _integer(low: int) -> Callable[[Any], bool]:
 
 _BOOL: tuple[Callable[[Any], bool], str] = (lambda v: isinstance(v, bool), "a bool (true/false)")
 
-#: field -> (check, what is expected), checked in this order by ``ReLICConfig.__post_init__``.
-#: Field checks in the order they run; ``objective`` (``None`` here) is checked against the registry as it
-#: is when the config is built.
+#: field -> (check, what is expected), run in this order by ``ReLICConfig.__post_init__``; ``objective``
+#: (``None`` here) is checked against the registry as it is when the config is built.
 _CHECKS: dict[str, tuple[Callable[[Any], bool], str] | None] = {
     **dict.fromkeys(("enabled", "normalize", "ema_critic", "clean_view"), _BOOL),
     "aux_weight": (_number(0), "a finite number >= 0 (0 disables the auxiliary loss)"),
@@ -134,8 +133,7 @@ class ReLICConfig:
 
     def replace(self, **changes: Any) -> ReLICConfig:
         """Return a validated copy with ``changes`` applied (unknown names raise ValueError)."""
-        unknown = sorted(set(changes) - set(_FIELDS))
-        if unknown:
+        if unknown := sorted(set(changes) - set(_FIELDS)):
             raise ValueError(f"ReLICConfig has no field(s) {unknown}; valid fields: {_FIELDS}.")
         return dataclasses.replace(self, **changes)
 
@@ -152,8 +150,7 @@ class ReLICConfig:
         """Build from a mapping (e.g. a preset's ``relic:`` block); unknown keys raise ValueError."""
         if not isinstance(data, dict):
             raise ValueError(f"ReLICConfig.from_dict expects a mapping, got {type(data).__name__}.")
-        unknown = sorted(set(data) - set(_FIELDS))
-        if unknown:
+        if unknown := sorted(set(data) - set(_FIELDS)):
             raise ValueError(f"Unknown ReLIC config key(s) {unknown}; valid keys: {_FIELDS}.")
         return cls(**data)
 

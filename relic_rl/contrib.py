@@ -19,7 +19,7 @@ from sb3_contrib.tqc import policies as tqc_policies
 
 from relic_rl.algorithms import _ReLICMixin, relic_extractors
 from relic_rl.extractor import ReLICExtractor
-from relic_rl.policies import _advertise_encoder_mode, _CriticEncoderMixin, _DetachedFeatures
+from relic_rl.policies import _CriticEncoderMixin, _DetachedFeatures
 
 __all__ = [
     "ReLICMaskablePPO",
@@ -80,10 +80,6 @@ class ReLICTQCMultiInputPolicy(_CriticEncoderMixin, tqc_policies.MultiInputPolic
     """sb3-contrib's TQC ``MultiInputPolicy`` with ``encoder_mode`` (default ``critic``)."""
 
     _detached_actor = DetachedTQCActor
-
-
-for _cls in (ReLICTQCCnnPolicy, ReLICTQCMultiInputPolicy):
-    _advertise_encoder_mode(_cls)
 
 
 class ReLICTQC(_ReLICMixin, TQC):

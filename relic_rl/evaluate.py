@@ -75,7 +75,6 @@ def build_parser() -> argparse.ArgumentParser:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument(
         "--deterministic",
-        dest="deterministic",
         action="store_true",
         default=True,
         help="act with the deterministic policy (default).",

@@ -202,13 +202,12 @@ def make_env(
     ``extra_env_kwargs`` on top of the run's, Monitor CSVs in ``monitor_dir`` (None: none) and ``vec_env``
     ``"dummy"`` or ``"subproc"``; ``normalize_for_eval`` wraps a normalising run's env in a
     frozen VecNormalize (``training=False``, raw rewards), as evaluation envs must be."""
-    env_kwargs = {**config.agent.env_kwargs, **(extra_env_kwargs or {})}
     env = make_vec_env(
         config.env_id,
         n_envs=n_envs,
         seed=seed,
         vec_env=vec_env,  # type: ignore[arg-type]
-        env_kwargs=env_kwargs,
+        env_kwargs={**config.agent.env_kwargs, **(extra_env_kwargs or {})},
         monitor_dir=monitor_dir,
         preset=config.env_preset,
     )
@@ -492,12 +491,12 @@ def train(
             )
             checkpointer.init_callback(model)  # Ctrl-C from here on saves a checkpoint
             bar = ProgressBarCallback(total, stream=stream) if progress else None
-            last_mean: list[float] = []
+            last_mean: list[float | None] = [None]
             episodes = config.agent.eval_episodes
 
             def on_eval(prefix: str, steps: int, mean: float, std: float, returns: list[float]) -> None:
                 if prefix == "eval":
-                    last_mean[:] = [mean]
+                    last_mean[0] = mean
                 if bar is not None and bar.bar is not None:
                     bar.set_description(f"{prefix} {mean:.1f}")
                 else:
@@ -546,8 +545,7 @@ def train(
             save_model_atomically(model, final_path, run_dir / VECNORMALIZE_FILE)
             write_status(run_dir, RunStatus("finished", model.num_timesteps, total))
             say(f"finished {model.num_timesteps:,} steps; model: {final_path}")
-            last = last_mean[0] if last_mean else None
-            return TrainResult("finished", model.num_timesteps, run_dir, None, final_path, last)
+            return TrainResult("finished", model.num_timesteps, run_dir, None, final_path, last_mean[0])
         except KeyboardInterrupt:
             return _interrupted(run_dir, model, checkpointer, total, start, stream, update_guard)
         except NonFiniteError as e:
@@ -586,9 +584,8 @@ def _env_note(config: RunConfig) -> str | None:
 def _load_checkpoint(config: RunConfig, checkpoint: Checkpoint, env: VecEnv, device: str) -> BaseAlgorithm:
     """Load a checkpoint onto ``env`` (with its VecNormalize statistics) and reseed."""
     if isinstance(env, VecNormalize) and checkpoint.vecnormalize is not None:
-        saved = VecNormalize.load(str(checkpoint.vecnormalize), env.venv)
-        saved.training = True
-        env = saved
+        env = VecNormalize.load(str(checkpoint.vecnormalize), env.venv)
+        env.training = True
     algo_class: type[BaseAlgorithm] = ALGORITHMS[config.algo]
     model = algo_class.load(str(checkpoint.model), env=env, device=device)
     # A new random stream for the continued segment (not a replay of the first one).

@@ -10,6 +10,7 @@ optimizer step post-hook updates the EMA target ``h`` after any step that traine
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 import weakref
 from typing import Any
@@ -74,12 +75,11 @@ def _buffers_only(module: nn.Module) -> nn.Module:
     converted: dict[int, torch.Tensor] = {}  # tied parameters stay tied
     for sub in module.modules():
         for name, param in list(sub._parameters.items()):
-            if param is None:
-                continue
-            del sub._parameters[name]
-            if id(param) not in converted:
-                converted[id(param)] = param.detach().clone()
-            sub.register_buffer(name, converted[id(param)])
+            if param is not None:
+                del sub._parameters[name]
+                if id(param) not in converted:
+                    converted[id(param)] = param.detach().clone()
+                sub.register_buffer(name, converted[id(param)])
     module.requires_grad_(False)
     return module
 
@@ -261,13 +261,11 @@ class ReLICExtractor(NatureCNN):
 
     def build_critic(self, features_dim: int) -> nn.Module:
         """Override: the critic / projection g, [B, features_dim] -> [B, D] (default an MLP)."""
+        dims = (features_dim, *self.config.critic_hidden_dims)
         layers: list[nn.Module] = []
-        last = features_dim
-        for hidden in self.config.critic_hidden_dims:
-            layers += [nn.Linear(last, hidden), nn.ReLU()]
-            last = hidden
-        layers.append(nn.Linear(last, self.config.projection_dim))
-        return nn.Sequential(*layers)
+        for d_in, d_out in itertools.pairwise(dims):
+            layers += [nn.Linear(d_in, d_out), nn.ReLU()]
+        return nn.Sequential(*layers, nn.Linear(dims[-1], self.config.projection_dim))
 
     def augment(self, obs: torch.Tensor) -> torch.Tensor:
         """Override: ``n_views`` views [V, B, C, H, W] of ``obs`` [B, C, H, W], augmented

@@ -158,11 +158,10 @@ def relic_terms(
         online = F.normalize(online, dim=-1)
         target = F.normalize(target, dim=-1)
     log_p = pair_log_probs(online, target, temperature)  # [P, N, N]
-    n_rows = log_p.shape[1]
     contrastive = -torch.diagonal(log_p, dim1=-2, dim2=-1).mean()
     invariance = _kl_all_pairs(log_p) if divergence == "kl" else _js_all_pairs(log_p)
     with torch.no_grad():
-        hits = log_p.argmax(dim=-1) == torch.arange(n_rows, device=log_p.device)
+        hits = log_p.argmax(dim=-1) == torch.arange(log_p.shape[1], device=log_p.device)
         n_hits = hits.sum()
         accuracy = n_hits / hits.numel() if accuracy_as_tensor else n_hits.item() / hits.numel()
     return ReLICLossOutput(contrastive + kl_weight * invariance, contrastive, invariance, accuracy)

@@ -71,13 +71,11 @@ def register_objective(name: str) -> Callable[[type[AuxObjective]], type[AuxObje
 
 def build_objective(config: ReLICConfig, dim: int) -> AuxObjective:
     """The objective ``config.objective`` for critic outputs of size ``dim`` (ValueError if unknown)."""
-    try:
-        cls = OBJECTIVES[config.objective]
-    except KeyError:
+    if config.objective not in OBJECTIVES:
         raise ValueError(
             f"Unknown auxiliary objective {config.objective!r}; registered: {sorted(OBJECTIVES)}."
-        ) from None
-    return cls(config, dim)
+        )
+    return OBJECTIVES[config.objective](config, dim)
 
 
 @torch.no_grad()

@@ -104,6 +104,17 @@ class _CriticEncoderMixin:
     optimizer_kwargs: dict[str, Any]
     _detached_actor: type
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # Each policy gets its SB3 class's signature plus ``encoder_mode``, for introspection (the preset
+        # checks of which ``policy_kwargs`` a policy accepts) instead of the mixin's ``*args, **kwargs``.
+        super().__init_subclass__(**kwargs)
+        if "__signature__" in vars(cls):  # a subclass that states its own signature keeps it
+            return
+        sb3_class = next(base for base in cls.__mro__[1:] if not issubclass(base, _CriticEncoderMixin))
+        params = list(inspect.signature(sb3_class).parameters.values())
+        params.append(inspect.Parameter("encoder_mode", inspect.Parameter.KEYWORD_ONLY, default=None))
+        cls.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+
     def __init__(self, *args: Any, encoder_mode: str | None = None, **kwargs: Any) -> None:
         mode = resolve_encoder_mode(encoder_mode, kwargs.pop("share_features_extractor", None))
         self.__dict__["encoder_mode"] = mode  # read by _build, which SB3's constructor calls
@@ -163,16 +174,3 @@ class ReLICTD3MultiInputPolicy(_CriticEncoderMixin, td3_policies.MultiInputPolic
     """SB3's TD3 ``MultiInputPolicy`` with ``encoder_mode`` (default ``critic``)."""
 
     _detached_actor = DetachedTD3Actor
-
-
-def _advertise_encoder_mode(cls: type) -> None:
-    """Give ``cls`` its SB3 class's signature plus ``encoder_mode``, for introspection (the preset
-    checks of which ``policy_kwargs`` a policy accepts) instead of the mixin's ``*args, **kwargs``."""
-    sb3_class = next(base for base in cls.__mro__[1:] if not issubclass(base, _CriticEncoderMixin))
-    params = list(inspect.signature(sb3_class).parameters.values())
-    params.append(inspect.Parameter("encoder_mode", inspect.Parameter.KEYWORD_ONLY, default=None))
-    cls.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
-
-
-for _cls in (ReLICSACCnnPolicy, ReLICSACMultiInputPolicy, ReLICTD3CnnPolicy, ReLICTD3MultiInputPolicy):
-    _advertise_encoder_mode(_cls)

@@ -74,8 +74,7 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
             f"{path}: the top level must be a mapping of `key: value` lines, but it is a "
             f"{type(data).__name__} ({short_repr(data)})."
         )
-    bad_keys = [k for k in data if not isinstance(k, str)]
-    if bad_keys:
+    if bad_keys := [k for k in data if not isinstance(k, str)]:
         raise PresetError(f"{path}: top-level keys must be strings, got {bad_keys!r}.")
     return data
 
@@ -113,8 +112,7 @@ def dataclass_from_dict(cls: type[T], data: Mapping[str, Any], where: str) -> T:
 
 def check_keys(data: Mapping[str, Any], valid: Sequence[str], where: str, what: str) -> None:
     """PresetError naming the keys of ``data`` that are not in ``valid``, and listing ``valid``."""
-    unknown = [k for k in data if k not in valid]
-    if unknown:
+    if unknown := [k for k in data if k not in valid]:
         listing = ", ".join(repr(k) for k in unknown)
         raise PresetError(
             f"{where}: unknown key{'s' if len(unknown) > 1 else ''} {listing} for {what}. "
@@ -157,7 +155,7 @@ def _convert(value: Any, annotation: Any, key: str) -> Any:
     """``value`` checked against ``annotation`` and converted (see :func:`dataclass_from_dict`)."""
     if annotation is Any or annotation is object:
         return value
-    origin = typing.get_origin(annotation)
+    origin = typing.get_origin(annotation) or annotation  # a bare `list` or `dict` is its own origin
     args = typing.get_args(annotation)
     if origin is Union or origin is types.UnionType:
         if value is None and type(None) in args:
@@ -176,8 +174,6 @@ def _convert(value: Any, annotation: Any, key: str) -> Any:
         raise PresetError(
             f"{key}: expected one of {', '.join(repr(a) for a in args)}, got {short_repr(value)}."
         )
-    if annotation in (tuple, list):
-        origin = annotation
     if origin in (tuple, list):
         if not isinstance(value, (list, tuple)):
             raise _mismatch(value, annotation, key, "Write it as a YAML list, e.g. [1, 2].")
@@ -193,7 +189,7 @@ def _convert(value: Any, annotation: Any, key: str) -> Any:
         item_type = args[0] if args else Any
         items = [_convert(v, item_type, f"{key}[{i}]") for i, v in enumerate(value)]
         return tuple(items) if origin is tuple else items
-    if origin in (dict, Mapping) or annotation in (dict, Mapping):
+    if origin in (dict, Mapping):
         if not isinstance(value, Mapping):
             raise _mismatch(value, annotation, key, "Write it as a YAML mapping of `key: value` lines.")
         key_type, value_type = args if len(args) == 2 else (Any, Any)

@@ -192,12 +192,11 @@ class Ablation:
         return sorted(variants, key=self._order)
 
     def _order(self, variant: Variant) -> tuple[int, tuple[int, ...], str]:
-        positions = []
-        for key, values in self.grid.items():
-            value = variant.params.get(key)
-            positions.append(values.index(value) if value in values else len(values))
-        rank = {"relic": 0, "curl": 1, "none": 2}.get(variant.aux, 1)
-        return rank, tuple(positions), variant.label
+        positions = tuple(
+            values.index(value) if (value := variant.params.get(key)) in values else len(values)
+            for key, values in self.grid.items()
+        )
+        return {"relic": 0, "curl": 1, "none": 2}.get(variant.aux, 1), positions, variant.label
 
 
 def _as_float(value: Any) -> float | None:
@@ -228,8 +227,7 @@ def read_evaluations(path: Path) -> EvalCurve:
     missing = {"timesteps", "mean_reward"} - set(header)
     if missing:
         raise ValueError(f"{path.name} lacks the column(s) {sorted(missing)}")
-    timesteps: list[float] = []
-    returns: list[float] = []
+    points: list[tuple[float, float]] = []
     episodes = 0
     for line, row in enumerate(rows, start=2):
         episodes = max(episodes, len((row.get("episode_rewards") or "").split()))
@@ -239,14 +237,13 @@ def read_evaluations(path: Path) -> EvalCurve:
             raise ValueError(f"{path.name} line {line}: cannot parse {row!r}") from err
         if not (math.isfinite(t) and math.isfinite(r)):
             raise ValueError(f"{path.name} line {line}: non-finite value in {row!r}")
-        timesteps.append(t)
-        returns.append(r)
-    if not timesteps:
+        points.append((t, r))
+    if not points:
         raise ValueError(f"{path.name} has no evaluation rows")
-    t_arr = np.array(timesteps)
-    if (np.diff(t_arr) <= 0).any():
+    timesteps, returns = np.array(points).T
+    if (np.diff(timesteps) <= 0).any():
         raise ValueError(f"{path.name}: timesteps are not strictly increasing")
-    return EvalCurve(t_arr, np.array(returns), episodes)
+    return EvalCurve(timesteps, returns, episodes)
 
 
 def _load_run(run_dir: Path) -> tuple[RunRecord | SkippedRun, list[str]]:
@@ -439,9 +436,7 @@ def _pairings(variants: Sequence[Variant]) -> tuple[list[tuple[ComparisonKind, V
     pairs: list[tuple[ComparisonKind, Variant, Variant]] = []
     notes: list[str] = []
     relic = [v for v in variants if v.aux == "relic"]
-    for on in relic:
-        if on.kl_weight is None or on.kl_weight <= 0:
-            continue
+    for on in [v for v in relic if v.kl_weight is not None and v.kl_weight > 0]:
         rest = _without(on.params, KL_KEY)
         offs = [v for v in relic if v.kl_weight == 0 and _without(v.params, KL_KEY) == rest]
         if not offs:

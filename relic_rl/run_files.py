@@ -33,12 +33,9 @@ def read_evaluation_table(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     """
     with path.open(newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
-        rows = list(reader)
-        return list(reader.fieldnames or []), rows
+        return list(reader.fieldnames or []), list(reader)
 
 
 def read_evaluation_rows(path: Path) -> list[dict[str, str]]:
     """The rows of an evaluations CSV (empty when the file does not exist)."""
-    if not path.is_file():
-        return []
-    return read_evaluation_table(path)[1]
+    return read_evaluation_table(path)[1] if path.is_file() else []

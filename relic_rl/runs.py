@@ -36,7 +36,7 @@ import yaml
 from relic_rl.agent_config import AgentConfig, as_bool, as_int, as_mapping, parse_agent_config
 from relic_rl.algorithms import ALGORITHMS
 from relic_rl.config import ReLICConfig
-from relic_rl.environments import EnvPreset
+from relic_rl.environments import EnvPreset, strip_module
 from relic_rl.environments.factory import VEC_ENV_KINDS
 from relic_rl.errors import UserError
 from relic_rl.presets import PresetError, dataclass_from_dict
@@ -301,9 +301,8 @@ def sanitize(text: str) -> str:
 
 def default_run_name(config: RunConfig, now: datetime | None = None) -> str:
     """``<env>__<algo>-<aux>__seed<k>__<YYYYmmdd-HHMMSS>`` (CleanRL's layout); ``module:`` dropped."""
-    env = config.env_id.split(":", 1)[1] if ":" in config.env_id else config.env_id
     stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
-    return f"{sanitize(env)}__{config.algo}-{config.aux}__seed{config.seed}__{stamp}"
+    return f"{sanitize(strip_module(config.env_id))}__{config.algo}-{config.aux}__seed{config.seed}__{stamp}"
 
 
 def create_run_dir(log_dir: Path, name: str | None, config: RunConfig) -> Path:

@@ -107,11 +107,11 @@ def probability_of_improvement(x: ArrayLike, y: ArrayLike) -> float:
 
     0.5 means no difference.
     """
-    xs, ys = _as_pair(x, y)
-    return _poi(xs.reshape(xs.shape[0], -1), ys.reshape(ys.shape[0], -1))
+    return _poi(*_as_pair(x, y))
 
 
 def _poi(x: FloatArray, y: FloatArray) -> float:
+    x, y = x.reshape(x.shape[0], -1), y.reshape(y.shape[0], -1)
     greater = (x[:, None, :] > y[None, :, :]).mean(axis=(0, 1))
     ties = (x[:, None, :] == y[None, :, :]).mean(axis=(0, 1))
     return float(np.mean(greater + 0.5 * ties))
@@ -140,8 +140,6 @@ def area_under_curve(timesteps: ArrayLike, returns: ArrayLike) -> float:
 
 def _resample(scores: FloatArray, rng: np.random.Generator) -> FloatArray:
     """Runs drawn with replacement independently per task."""
-    if scores.ndim == 1:
-        return scores[rng.integers(0, scores.shape[0], size=scores.shape[0])]
     return np.take_along_axis(scores, rng.integers(0, scores.shape[0], size=scores.shape), axis=0)
 
 
@@ -207,7 +205,6 @@ def probability_of_improvement_ci(
     """
     xs, ys = _as_pair(x, y)
     rng = _checked_rng(reps, confidence, seed)
-    xs, ys = xs.reshape(xs.shape[0], -1), ys.reshape(ys.shape[0], -1)
     return _bootstrap(lambda: _poi(_resample(xs, rng), _resample(ys, rng)), reps, confidence)
 
 

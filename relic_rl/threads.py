@@ -27,7 +27,7 @@ def _cpu_times() -> tuple[float, float] | None:
         return None
     if len(fields) < 4:
         return None
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)  # idle + iowait
+    idle = sum(fields[3:5])  # idle + iowait
     total = sum(fields[:8])  # guest time is already counted in user
     return total - idle, total
 
@@ -65,12 +65,10 @@ def rollout_threads(update_threads: int, vec_env: str) -> int:
 
 def describe_threads(update_threads: int, vec_env: str, chosen: bool) -> str:
     """The start summary's line: ``"2 (update), 1 while collecting (subproc env workers)"``."""
-    cap = _omp_cap()
-    source = (
-        f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS'].strip()}"
-        if cap
-        else f"the idle ones of {available_cpus()} cores"
-    )
+    if _omp_cap():
+        source = f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS'].strip()}"
+    else:
+        source = f"the idle ones of {available_cpus()} cores"
     how = "" if chosen else f" (auto: {source}; --threads N)"
     rollout = rollout_threads(update_threads, vec_env)
     if rollout == update_threads:

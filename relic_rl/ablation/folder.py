@@ -32,6 +32,7 @@ from typing import Any, Literal
 import yaml
 
 from relic_rl import runs
+from relic_rl.ablation.grid import same_value
 from relic_rl.ablation.train_args import AblateError, plain
 from relic_rl.run_files import CELL_FILE
 
@@ -76,12 +77,8 @@ def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 def config_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
     """Dotted keys whose values differ (``meta`` ignored), as ``(key, old, new)``; absent: ``None``."""
     a, b = (_flatten({k: v for k, v in plain(d).items() if k != "meta"}) for d in (old, new))
-    diffs = []
-    for key in sorted(set(a) | set(b)):
-        x, y = a.get(key, _ABSENT), b.get(key, _ABSENT)
-        if x is _ABSENT or y is _ABSENT or x != y or isinstance(x, bool) != isinstance(y, bool):
-            diffs.append((key, None if x is _ABSENT else x, None if y is _ABSENT else y))
-    return diffs
+    keys = sorted(set(a) | set(b))
+    return [(k, a.get(k), b.get(k)) for k in keys if not same_value(a.get(k, _ABSENT), b.get(k, _ABSENT))]
 
 
 def _read_yaml(path: Path) -> Any:
@@ -122,9 +119,9 @@ def check_out_dir(out: Path, identity: Mapping[str, Any]) -> None:
 def inspect_run(run_dir: Path, config: Mapping[str, Any], name: str) -> tuple[CellState, str, int]:
     """``(state, detail, timesteps done)`` of a cell's run folder, whose ``config.yaml`` must be
     ``config``: a changed config or a foreign folder is an AblateError."""
-    if not run_dir.exists() or (run_dir.is_dir() and not any(run_dir.iterdir())):
+    if not run_dir.exists():
         return "new", "", 0
-    if not (run_dir / runs.CONFIG_FILE).is_file():
+    if not (run_dir / runs.CONFIG_FILE).is_file():  # an empty folder, or one with only cell.yaml, is new
         leftovers = sorted(p.name for p in run_dir.iterdir() if p.name != CELL_FILE)
         if not leftovers:
             return "new", "", 0
@@ -149,7 +146,7 @@ def inspect_run(run_dir: Path, config: Mapping[str, Any], name: str) -> tuple[Ce
         return "finished", "", 0
     state = "running, no live process" if status.state == "running" else status.state
     checkpoint = runs.latest_checkpoint(run_dir)
-    if checkpoint is None and not all(p.name in (*runs.STARTUP_FILES, CELL_FILE) for p in run_dir.iterdir()):
+    if checkpoint is None and not runs.only_startup_files(run_dir):
         detail = f"{state} before its first checkpoint: starts over, the folder goes to {ATTIC_DIR}/"
         return "restart", detail, 0
     done = checkpoint.timesteps if checkpoint is not None else 0
@@ -168,7 +165,7 @@ def copy_cell_file(out: Path, name: str) -> None:
     run_dir = out / RUNS_DIR / name
     source = out / CELLS_DIR / f"{name}.yaml"
     target = run_dir / CELL_FILE
-    holds_run = run_dir.is_dir() and source.is_file() and (run_dir / runs.CONFIG_FILE).is_file()
+    holds_run = source.is_file() and (run_dir / runs.CONFIG_FILE).is_file()
     if holds_run and (not target.is_file() or target.read_bytes() != source.read_bytes()):
         runs.atomic_write_text(target, source.read_text(encoding="utf-8"))
 

@@ -39,6 +39,7 @@ __all__ = [
     "format_value",
     "normalize_value",
     "parse_grid_specs",
+    "same_value",
     "split_values",
     "to_yaml_text",
 ]
@@ -95,7 +96,7 @@ def split_values(text: str) -> list[str]:
         raise GridError(f"unbalanced brackets in {text!r}: a bracket is never closed")
     items.append(text[start:])
     values = [item.strip() for item in items]
-    if any(not v for v in values):
+    if not all(values):
         raise GridError(f"empty value in {text!r} (check for a stray {separator!r})")
     return values
 
@@ -134,13 +135,14 @@ def format_value(value: Any) -> str:
     return repr(value) if isinstance(value, float) else to_yaml_text(value)
 
 
-def _same(a: Any, b: Any) -> bool:
+def same_value(a: Any, b: Any) -> bool:
+    """Whether two values as YAML reads them are the same (``true`` is not ``1``)."""
     return bool(a == b) and isinstance(a, bool) == isinstance(b, bool)
 
 
 def _check_distinct(what: str, values: Sequence[Any]) -> None:
     for i, value in enumerate(values):
-        if any(_same(value, earlier) for earlier in values[:i]):
+        if any(same_value(value, earlier) for earlier in values[:i]):
             raise GridError(
                 f"{what} repeats the value {format_value(value)} ({[format_value(v) for v in values]}); "
                 "each value may appear once."
@@ -282,7 +284,7 @@ def expand_cells(
             name, variant = "__".join(filter(None, parts)), ", ".join(filter(None, words))
             cells.append(Cell(name, variant, {**params, AUX_KEY: aux}, seed))
     names = [c.name for c in cells]
-    if len(set(names)) != len(names):  # only a digest collision could get here
+    if len(set(names)) != len(names):  # values written alike ('true' and true) or a digest collision
         raise GridError(
             f"two cells would share a folder name: {sorted(n for n in names if names.count(n) > 1)}"
         )

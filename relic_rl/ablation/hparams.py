@@ -38,7 +38,7 @@ def write_hparams(ablation: Ablation) -> Path | None:
         for run in ablation.runs:
             hparams: dict[str, bool | int | float | str] = {"variant": run.variant, "seed": run.seed}
             # Every key in every run ("" when absent), so that TensorBoard shows one table.
-            hparams.update({k: _hparam(run.params[k]) if k in run.params else "" for k in keys})
+            hparams.update({k: _hparam(run.params.get(k, "")) for k in keys})
             curve = run.evaluation
             auc = stats.area_under_curve(curve.timesteps, curve.mean_returns)
             metrics = {"hparams/final_return": curve.final_return, "hparams/mean_return_over_training": auc}

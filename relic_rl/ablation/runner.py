@@ -115,16 +115,11 @@ def _last_csv_value(path: Path, column: str) -> int | None:
             f.seek(0, os.SEEK_END)
             f.seek(max(0, f.tell() - 8192))
             lines = f.read().decode("utf-8", errors="replace").strip().splitlines()
-    except OSError:
-        return None
-    if column not in header or len(lines) < 2:
-        return None
-    row = next(csv.reader([lines[-1]]), [])
-    if len(row) != len(header):  # SB3 rewrites the file when new keys appear; try again later
-        return None
-    try:
-        return int(float(row[header.index(column)]))
-    except ValueError:
+        row = next(csv.reader(lines[-1:]), [])
+        if len(lines) < 2 or len(row) != len(header):  # SB3 rewrites the file when new keys appear
+            return None
+        return int(float(row[header.index(column)]))  # ValueError: no such column, or no number
+    except (OSError, ValueError):
         return None
 
 

@@ -33,6 +33,7 @@ __all__ = [
 RELIC_FLAGS = relic_flags()
 #: Train flags that set an agent key, contradicting a grid axis of it (``--total-timesteps``: OWN_FLAGS).
 AGENT_FLAGS = {key: flag for key, flag in agent_flags().items() if key != "n_timesteps"}
+_AXIS_OF_FLAG = {flag: key for key, flag in {**RELIC_FLAGS, **AGENT_FLAGS}.items()}
 #: Train flags that the ablation sets itself, and what to use instead.
 OWN_FLAGS = {
     "--env": "use --env of the ablation",
@@ -79,12 +80,11 @@ def split_hyperparams(args: Sequence[str]) -> tuple[list[str], list[str]]:
 def check_train_args(args: Sequence[str], grid_keys: Sequence[str]) -> None:
     """Raise AblateError for train flags the ablation sets itself or that contradict a grid axis."""
     rest, items = split_hyperparams(args)
-    axis_of = {flag: key for key, flag in reversed({**RELIC_FLAGS, **AGENT_FLAGS}.items())}
     for token in rest:
         name = _flag_name(token)
         if name in OWN_FLAGS:
             raise AblateError(f"The train flag {name} cannot be given to an ablation: {OWN_FLAGS[name]}.")
-        axis = axis_of.get(name)
+        axis = _AXIS_OF_FLAG.get(name)
         if axis in grid_keys:
             raise AblateError(
                 f"{name} contradicts the grid, which sweeps {axis}; drop {name} or the {axis} axis."
@@ -114,11 +114,9 @@ def cell_flags(cell: Cell) -> tuple[list[str], list[str]]:
     items: list[str] = []
     for key, value in cell.grid_params.items():
         if key in RELIC_FLAGS:
-            flags += [RELIC_FLAGS[key], value if isinstance(value, str) else format_value(value)]
-        elif key in RELIC_FIELDS:
-            items.append(f"relic.{key}={to_yaml_text(value)}")
+            flags += [RELIC_FLAGS[key], format_value(value)]
         else:
-            items.append(f"{key}={to_yaml_text(value)}")
+            items.append(f"{'relic.' if key in RELIC_FIELDS else ''}{key}={to_yaml_text(value)}")
     return flags, items
 
 

@@ -216,7 +216,7 @@ def monitor_path(monitor_dir: str | Path, rank: int) -> Path:
 
 
 def _check_monitor_free(monitor_dir: str | Path, ranks: range) -> None:
-    taken = [str(monitor_path(monitor_dir, r)) for r in ranks if monitor_path(monitor_dir, r).exists()]
+    taken = [str(path) for r in ranks if (path := monitor_path(monitor_dir, r)).exists()]
     if taken:
         raise EnvCreationError(
             f"Monitor file(s) {', '.join(taken)} already exist; relic-rl does not overwrite results of "
@@ -356,8 +356,7 @@ def make_vec_env(
             f"start_method must be one of {list(START_METHODS)} or None, got {start_method!r} "
             "('fork' is unsafe with PyTorch threads)."
         )
-    if preset is None:
-        preset = family_for(env_id)
+    preset = family_for(env_id) if preset is None else preset
     if monitor_dir is not None:
         _check_monitor_free(monitor_dir, range(n_envs))
     make = functools.partial(

@@ -63,8 +63,7 @@ def to_screen(
     """World ``(..., 2)`` points to window coordinates as the stock renderer computes them."""
     out = rotate(points, angle)
     out *= zoom
-    out[..., 0] += translation[0]
-    out[..., 1] += translation[1]
+    out += translation
     return out
 
 
@@ -181,18 +180,15 @@ class FastCarRacing(CarRacing):
         angle = -self.car.hull.angle
         # Animating first second zoom.
         zoom = 0.1 * SCALE * max(1 - self.t, 0) + ZOOM * SCALE * min(self.t, 1)
-        scroll_x = -(self.car.hull.position[0]) * zoom
-        scroll_y = -(self.car.hull.position[1]) * zoom
-        scroll = pygame.math.Vector2((scroll_x, scroll_y)).rotate_rad(angle)
+        position = self.car.hull.position
+        scroll = pygame.math.Vector2(-position[0] * zoom, -position[1] * zoom).rotate_rad(angle)
         trans = (WINDOW_W / 2 + scroll[0], WINDOW_H / 4 + scroll[1])
         self._render_road(zoom, trans, angle)
         self._draw_car(zoom, trans, angle, mode not in ["state_pixels_list", "state_pixels"])
         self.surf = self._flip_vertically(self.surf)
         self._render_indicators(WINDOW_W, WINDOW_H)
         text = _score_text(f"{self.reward:04.0f}")
-        text_rect = text.get_rect()
-        text_rect.center = (60, WINDOW_H - WINDOW_H * 2.5 / 40.0)
-        self.surf.blit(text, text_rect)
+        self.surf.blit(text, text.get_rect(center=(60, WINDOW_H - WINDOW_H * 2.5 / 40.0)))
 
         if mode == "human":
             pygame.event.pump()
@@ -247,9 +243,8 @@ class FastCarRacing(CarRacing):
         return self._polygons
 
     def _render_road(self, zoom: float, translation: Any, angle: float) -> None:
-        screen = to_screen(self._road_polygons(), angle, zoom, (translation[0], translation[1]))
-        x = screen[..., 0]
-        y = screen[..., 1]
+        screen = to_screen(self._road_polygons(), angle, zoom, translation)
+        x, y = screen[..., 0], screen[..., 1]
         # The culling box of the stock `_draw_colored_polygon`: a vertex inside keeps the polygon.
         inside = (x >= _CULL_LOW) & (x <= _CULL_HIGH_X) & (y >= _CULL_LOW) & (y <= _CULL_HIGH_Y)
         visible = np.asarray(inside.any(axis=1))
@@ -292,7 +287,7 @@ class FastCarRacing(CarRacing):
                     add(False, car_dynamics.WHEEL_WHITE, white, f.body.transform)
         if not shapes:
             return
-        points = to_screen(np.array(world, dtype=np.float64), angle, zoom, (translation[0], translation[1]))
+        points = to_screen(np.array(world, dtype=np.float64), angle, zoom, translation)
         for lines, color, start, end in shapes:
             path = points[start:end].tolist()
             if lines:

@@ -63,8 +63,7 @@ class EnvPreset:
             )
         if self.atari_wrapper:
             # Doing AtariWrapper's own preprocessing twice would silently change it.
-            doubled = [name for name, off in _ATARI_WRAPPER_DOES.items() if getattr(self, name) != off]
-            if doubled:
+            if doubled := [name for name, off in _ATARI_WRAPPER_DOES.items() if getattr(self, name) != off]:
                 raise PresetError(
                     f"family {self.family!r}: `atari_wrapper: true` already does frame skipping, "
                     f"resizing and grayscale, so {', '.join(doubled)} must be left at "

@@ -108,8 +108,7 @@ def rotation(angle: float) -> tuple[float, float, int]:
 
 def rotate(points: NDArray[np.float64], angle: float) -> NDArray[np.float64]:
     """Rotate ``(..., 2)`` points by ``angle``, bit-identically to ``Vector2(p).rotate_rad(angle)``."""
-    x = points[..., 0]
-    y = points[..., 1]
+    x, y = points[..., 0], points[..., 1]
     cos, sin, quarter = rotation(angle)
     out = np.empty(points.shape, dtype=np.float64)
     if quarter < 0:
@@ -136,10 +135,8 @@ def _arithmetic_matches_pygame() -> bool:
     ]
     for angle in angles:
         points = rng.normal(0.0, 500.0, (8, 2))
-        expected = [
-            tuple(pygame.math.Vector2(float(x), float(y)).rotate_rad(angle)) for x, y in points.tolist()
-        ]
-        if rotate(points, angle).tolist() != [list(p) for p in expected]:
+        expected = [list(pygame.math.Vector2(x, y).rotate_rad(angle)) for x, y in points.tolist()]
+        if rotate(points, angle).tolist() != expected:
             return False
     return True
 
