@@ -671,8 +671,14 @@ def test_run_without_checkpoint_starts_over_and_its_folder_is_kept(
     assert [r["timesteps"] for r in eval_rows(run_dir)] == ["128", "256"]
 
 
+def _ignore_sigint() -> None:
+    # What a shell does to background jobs; ``kill -INT`` must still interrupt the ablation.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize("inherit_ignored_sigint", [False, True], ids=["sigint", "sigint-ignored-by-parent"])
 def test_ctrl_c_interrupts_the_runs_and_rerun_resumes(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], inherit_ignored_sigint: bool
 ) -> None:
     out = tmp_path / "abl"
     argv = args_for(out, "--kl-weights", "1", "--checkpoint-freq", "128", seeds=("0",), steps=1024)
@@ -682,6 +688,7 @@ def test_ctrl_c_interrupts_the_runs_and_rerun_resumes(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_ignore_sigint if inherit_ignored_sigint else None,
     )
     try:
         end = time.monotonic() + 120

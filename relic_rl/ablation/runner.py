@@ -173,21 +173,23 @@ def _write_cell_run(plan: Plan, cell: PlannedCell) -> None:
 
 
 @contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM (e.g. a job scheduler's stop) interrupts like Ctrl-C."""
+def _signals_as_interrupt() -> Iterator[None]:
+    """SIGINT and SIGTERM (e.g. a job scheduler's stop) interrupt like Ctrl-C. SIGINT is re-armed
+    because a shell starts background jobs with it ignored, and then ``kill -INT`` would be lost."""
 
     def handler(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
     try:
-        previous = signal.signal(signal.SIGTERM, handler)
+        previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     except ValueError:  # not the main thread: leave signals alone
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def run_ablation(
@@ -270,7 +272,7 @@ def run_ablation(
         callbacks: dict[str, Any] = {"on_start": on_start, "on_done": on_done, "on_poll": on_poll}
         interrupted = False
         try:
-            with _sigterm_as_interrupt():
+            with _signals_as_interrupt():
                 if specs and backend == "ray":  # no specs: everything is finished, no pool, no Ray
                     interrupted = run_ray(
                         specs,
