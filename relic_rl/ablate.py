@@ -25,6 +25,7 @@ from relic_rl.ablation.runner import (
 )
 from relic_rl.ablation.train_args import AblateError
 from relic_rl.cli_types import UserErrorParser, float_at_least, int_at_least
+from relic_rl.environments.preset import strip_module
 from relic_rl.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from relic_rl.runs import sanitize
 
@@ -211,7 +212,7 @@ def main(argv: Sequence[str] | None = None, stream: TextIO | None = None) -> int
             relic="relic" in aux,
             curl="curl" in aux,
             train_args=train_args,
-            out=args.out or Path("ablations") / sanitize(args.env.split(":", 1)[-1]),
+            out=args.out or Path("ablations") / sanitize(strip_module(args.env)),
             command=shlex.join(["python", "-m", "relic_rl.ablate", *argv]),
         )
         print(plan.describe(), file=out_stream, flush=True)

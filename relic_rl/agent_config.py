@@ -27,6 +27,7 @@ from torch import nn, optim
 
 from relic_rl.algorithms import ALGORITHM_INFO, ALGORITHMS
 from relic_rl.config import ReLICConfig
+from relic_rl.environments.preset import strip_module
 from relic_rl.policies import ENCODER_MODES
 from relic_rl.presets import (
     PresetError,
@@ -595,7 +596,7 @@ def load_agent_presets(algo: str, directory: str | Path | None = None) -> dict[s
 def select_preset_key(presets: Mapping[str, Any], env_id: str, family: str) -> str | None:
     """The block for ``env_id``: the exact id (``module:`` prefix stripped), then ``atari`` for the
     atari family, then ``default``; None when none exists."""
-    bare = env_id.split(":", 1)[-1]
+    bare = strip_module(env_id)
     if bare in presets:
         return bare
     if family == ATARI_FAMILY and ATARI_KEY in presets:

@@ -29,7 +29,7 @@ from relic_rl.agent_config import (
 )
 from relic_rl.algorithms import ALGORITHMS
 from relic_rl.cli_types import UserErrorParser, float_at_least, int_at_least
-from relic_rl.environments import family_for
+from relic_rl.environments import family_for, strip_module
 from relic_rl.environments.factory import VEC_ENV_KINDS
 from relic_rl.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UserError
 from relic_rl.flags import PRESET_FLAGS, RUN_FLAGS, option
@@ -242,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def default_algo(env_id: str) -> str:
     """``ppo``, unless ppo has no block for this exact id and exactly one other algorithm has."""
-    bare = env_id.split(":", 1)[1] if ":" in env_id else env_id
+    bare = strip_module(env_id)
     with_exact = [algo for algo in ALGORITHMS if bare in load_agent_presets(algo)]
     if DEFAULT_ALGO in with_exact or len(with_exact) != 1:
         return DEFAULT_ALGO
